@@ -1,0 +1,418 @@
+//! The byte-level contract every storage engine implements.
+
+use std::ops::Bound;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, OpenError};
+
+/// A key-value pair as stored: raw key bytes and raw value bytes.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+/// An iterator over a backend's entries. Each item may fail on its own (an
+/// engine can hit an I/O error half-way through a scan).
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<KvPair, Error>> + 'a>;
+
+/// An ordered range of entries that can be walked from both ends.
+pub type KvRange<'a> = Box<dyn DoubleEndedIterator<Item = Result<KvPair, Error>> + 'a>;
+
+/// What a backend can do, as data: callers and the conformance suite consult
+/// this instead of matching on backend names (the idea of OpenDAL's
+/// `Capability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Data survives the process: reopening the same path after
+    /// [`KvBackend::flush`] sees it. False for the memory backend.
+    pub persistent: bool,
+    /// Keys are kept in byte order and [`KvBackend::range`] works.
+    pub ordered_keys: bool,
+    /// [`KvBackend::metadata`] and [`KvBackend::set_metadata`] work, so a shelf
+    /// can record its protocol.
+    pub metadata: bool,
+    /// The store is a Python format (dbm.dumb, pickleshare) whose values are
+    /// pickles when no protocol is recorded.
+    pub python_format: bool,
+    /// Several processes may open the database at once, writers included.
+    pub multi_process: bool,
+    /// [`KvBackend::apply_batch`] is all-or-nothing.
+    pub atomic_batch: bool,
+    /// [`KvBackend::compact`] works.
+    pub compact: bool,
+    /// [`KvBackend::check`] works.
+    pub check: bool,
+    /// [`KvBackend::commit_number`] works.
+    pub commit_number: bool,
+}
+
+impl Capabilities {
+    /// No capabilities at all; set fields from here (the struct is
+    /// `#[non_exhaustive]`, so other crates cannot use a struct literal).
+    pub const NONE: Capabilities = Capabilities {
+        persistent: false,
+        ordered_keys: false,
+        metadata: false,
+        python_format: false,
+        multi_process: false,
+        atomic_batch: false,
+        compact: false,
+        check: false,
+        commit_number: false,
+    };
+}
+
+/// How to open a database: CPython dbm's flags.
+///
+/// Mirrors `dbm.open(file, flag)` in CPython's `Lib/dbm/__init__.py`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Flag {
+    /// `r`: read-only; a missing database is an error and nothing is created.
+    Read,
+    /// `w`: read-write; a missing database is an error.
+    Write,
+    /// `c`: read-write, created if missing. An existing file of unknown type
+    /// is an error, never overwritten.
+    #[default]
+    Create,
+    /// `n`: read-write, always starting empty.
+    New,
+}
+
+impl Flag {
+    /// The one-letter form, as dbm spells it.
+    pub fn as_char(self) -> char {
+        match self {
+            Flag::Read => 'r',
+            Flag::Write => 'w',
+            Flag::Create => 'c',
+            Flag::New => 'n',
+        }
+    }
+
+    /// Whether this flag allows writes.
+    pub fn is_writable(self) -> bool {
+        self != Flag::Read
+    }
+
+    /// Whether this flag creates a missing database.
+    pub fn creates(self) -> bool {
+        matches!(self, Flag::Create | Flag::New)
+    }
+}
+
+impl FromStr for Flag {
+    type Err = OpenError;
+
+    fn from_str(s: &str) -> Result<Self, OpenError> {
+        match s {
+            "r" => Ok(Flag::Read),
+            "w" => Ok(Flag::Write),
+            "c" => Ok(Flag::Create),
+            "n" => Ok(Flag::New),
+            other => Err(OpenError::InvalidFlag(other.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.as_char())
+    }
+}
+
+/// Options every backend's `open` receives. Backends ignore what does not
+/// apply to them and refuse, with [`OpenError::Unsupported`], what they
+/// cannot honour.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BackendOptions {
+    /// The dbm flag. The backend applies it to its own files: `r`/`w` fail
+    /// with [`OpenError::NotFound`] when nothing is there, `n` starts empty.
+    pub flag: Flag,
+    /// Permission bits for created files, before the umask (dbm's default
+    /// is `0o666`).
+    pub mode: u32,
+    /// How long to wait for another process's lock; `None` fails at once
+    /// with [`OpenError::Locked`].
+    pub lock_timeout: Option<Duration>,
+    /// Share the database between processes, where the backend can.
+    pub multi_process: bool,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions { flag: Flag::Create, mode: 0o666, lock_timeout: None, multi_process: false }
+    }
+}
+
+impl BackendOptions {
+    /// Options with the given flag and defaults for the rest.
+    pub fn with_flag(flag: Flag) -> Self {
+        BackendOptions { flag, ..Self::default() }
+    }
+}
+
+/// What a backend's probe found at a path (for `whichdb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Nothing of this backend's is at the path.
+    Absent,
+    /// A database of this backend is at the path.
+    Mine,
+    /// Something is at the place this backend would use, but it is not a
+    /// database of this backend (so it must not be overwritten).
+    Foreign,
+}
+
+/// One operation of an atomic batch (see [`KvBackend::apply_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOp<'a> {
+    /// Insert or overwrite a key.
+    Insert(&'a [u8], &'a [u8]),
+    /// Remove a key if present.
+    Remove(&'a [u8]),
+}
+
+/// What [`KvBackend::check`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Entries that are sound.
+    pub good_entries: u64,
+    /// One line per problem, naming the file and the line or offset.
+    pub problems: Vec<String>,
+    /// Whether the problems were repaired (only with `repair = true`).
+    pub repaired: bool,
+}
+
+impl CheckReport {
+    /// A report with the given counts and problems.
+    pub fn new(good_entries: u64, problems: Vec<String>, repaired: bool) -> Self {
+        CheckReport { good_entries, problems, repaired }
+    }
+
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Sizes a backend knows about its storage (for `shelf info`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StorageStats {
+    /// Bytes used on disk by the database's files.
+    pub bytes_on_disk: u64,
+    /// Bytes that [`KvBackend::compact`] could give back, where known.
+    pub reclaimable_bytes: Option<u64>,
+    /// The files that make up the database.
+    pub files: Vec<PathBuf>,
+}
+
+impl StorageStats {
+    /// Stats with the given figures.
+    pub fn new(bytes_on_disk: u64, reclaimable_bytes: Option<u64>, files: Vec<PathBuf>) -> Self {
+        StorageStats { bytes_on_disk, reclaimable_bytes, files }
+    }
+}
+
+/// A byte-oriented key-value store: the one thing a storage engine must
+/// provide to carry a [`Shelf`](crate::Shelf).
+///
+/// The trait is object-safe, so `Box<dyn KvBackend>` works and a backend can
+/// be chosen at run time. It never sees serde: keys and values are bytes.
+/// The required methods are the minimum a store needs; the provided ones are
+/// optional capabilities that answer [`Error::Unsupported`] unless the
+/// backend overrides them and says so in [`Capabilities`].
+///
+/// # Contract
+///
+/// Each rule has a conformance test of the same name in the `tests` crate.
+///
+/// - `get_returns_inserted`: after `insert(k, v)`, `get(k)` MUST return
+///   exactly `v`, for any bytes `k` (including the empty key) and `v`
+///   (including the empty value).
+/// - `get_missing_is_none`: `get` of a key never inserted MUST be `Ok(None)`,
+///   not an error.
+/// - `insert_overwrites`: inserting an existing key MUST replace its value
+///   and MUST NOT change `len`.
+/// - `remove_reports_presence`: `remove(k)` MUST return `true` and delete the
+///   entry when `k` is present, and `false` with no change when it is not.
+/// - `contains_matches_get`: `contains(k)` MUST equal `get(k).is_some()`.
+/// - `len_counts_keys`: `len` MUST equal the number of distinct keys present.
+/// - `keys_and_iter_agree`: `keys` and `iter` MUST each yield every present
+///   key exactly once, `iter` with its current value.
+/// - `flush_makes_durable`: for a persistent backend, after `flush` returns,
+///   closing and reopening the same path MUST show exactly the entries
+///   present at the flush.
+/// - `close_is_idempotent`: `close` MUST flush, and a second `close` MUST be
+///   `Ok(())`. Other operations after `close` MUST return [`Error::Closed`].
+/// - `read_only_refuses_writes`: a backend opened with [`Flag::Read`] MUST
+///   refuse `insert`, `remove`, `apply_batch` and `set_metadata` with
+///   [`Error::ReadOnly`] and change nothing.
+/// - `flag_semantics`: `open` MUST follow dbm's flags: `r` and `w` fail with
+///   [`OpenError::NotFound`] on a missing database and create nothing; `c`
+///   creates a missing one and keeps an existing one; `n` starts empty.
+/// - `metadata_is_separate`: where `capabilities().metadata` is true,
+///   metadata MUST persist like data and MUST NOT appear among the keys.
+/// - `ordered_range`: where `capabilities().ordered_keys` is true, `range`
+///   MUST yield the entries within the bounds in ascending byte order, and
+///   in descending order from the back; elsewhere it MUST return
+///   [`Error::Unsupported`].
+/// - `batch_applies_in_order`: `apply_batch` MUST leave the same state as
+///   applying its operations one by one, and where
+///   `capabilities().atomic_batch` is true, either all of them or none.
+/// - `capabilities_are_honest`: an optional method whose capability is
+///   false MUST return [`Error::Unsupported`].
+///
+/// A backend SHOULD make `get` cheap (no file opened per call) and SHOULD
+/// batch unsynced writes rather than commit each durably.
+pub trait KvBackend: Send {
+    /// The backend's registry name, such as `"redb"`.
+    fn name(&self) -> &'static str;
+
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The value stored under `key`, or `None`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Whether `key` is present.
+    fn contains(&self, key: &[u8]) -> Result<bool, Error>;
+
+    /// Stores `value` under `key`, replacing any previous value. Visible to
+    /// this handle at once; durable after [`flush`](Self::flush).
+    fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error>;
+
+    /// Removes `key`; returns whether it was present.
+    fn remove(&mut self, key: &[u8]) -> Result<bool, Error>;
+
+    /// The number of keys.
+    fn len(&self) -> Result<usize, Error>;
+
+    /// Whether there are no keys.
+    fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Every key, in the backend's natural order (byte order where ordered,
+    /// insertion order for dumb).
+    fn keys(&self) -> Result<Vec<Vec<u8>>, Error>;
+
+    /// Every entry, in the same order as [`keys`](Self::keys).
+    fn iter(&self) -> Result<KvIter<'_>, Error>;
+
+    /// Makes every write so far durable: the durability point.
+    fn flush(&mut self) -> Result<(), Error>;
+
+    /// Flushes and releases the database (files, locks). Idempotent.
+    fn close(&mut self) -> Result<(), Error>;
+
+    /// A metadata value kept apart from the keys (the shelf's protocol, for
+    /// one). `Ok(None)` when unset or when the backend keeps no metadata.
+    fn metadata(&self, name: &str) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Sets a metadata value; [`Error::Unsupported`] where
+    /// `capabilities().metadata` is false.
+    fn set_metadata(&mut self, name: &str, value: &[u8]) -> Result<(), Error>;
+
+    /// Applies `ops` in order; all-or-nothing where
+    /// `capabilities().atomic_batch` is true.
+    fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error>;
+
+    /// Entries whose keys lie within the bounds, in ascending byte order
+    /// (descending from the back). Only where `ordered_keys` is true.
+    fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<KvRange<'_>, Error> {
+        let _ = (lower, upper);
+        Err(Error::Unsupported { backend: self.name(), operation: "ordered ranges" })
+    }
+
+    /// Rewrites storage to give back space freed by removes and overwrites;
+    /// returns the bytes reclaimed. Only where `compact` is true.
+    fn compact(&mut self) -> Result<u64, Error> {
+        Err(Error::Unsupported { backend: self.name(), operation: "compact" })
+    }
+
+    /// Checks the stored files for damage, repairing what it can when
+    /// `repair` is true. Only where `check` is true.
+    fn check(&mut self, repair: bool) -> Result<CheckReport, Error> {
+        let _ = repair;
+        Err(Error::Unsupported { backend: self.name(), operation: "check" })
+    }
+
+    /// A number that grows whenever any process commits a change, so a
+    /// reader can tell cheaply that its view is stale. Only where
+    /// `commit_number` is true.
+    fn commit_number(&self) -> Result<u64, Error> {
+        Err(Error::Unsupported { backend: self.name(), operation: "commit numbers" })
+    }
+
+    /// Sizes on disk, where the backend knows them.
+    fn stats(&self) -> Result<StorageStats, Error> {
+        Ok(StorageStats::default())
+    }
+}
+
+impl<B: KvBackend + ?Sized> KvBackend for Box<B> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        (**self).get(key)
+    }
+    fn contains(&self, key: &[u8]) -> Result<bool, Error> {
+        (**self).contains(key)
+    }
+    fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        (**self).insert(key, value)
+    }
+    fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
+        (**self).remove(key)
+    }
+    fn len(&self) -> Result<usize, Error> {
+        (**self).len()
+    }
+    fn is_empty(&self) -> Result<bool, Error> {
+        (**self).is_empty()
+    }
+    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+        (**self).keys()
+    }
+    fn iter(&self) -> Result<KvIter<'_>, Error> {
+        (**self).iter()
+    }
+    fn flush(&mut self) -> Result<(), Error> {
+        (**self).flush()
+    }
+    fn close(&mut self) -> Result<(), Error> {
+        (**self).close()
+    }
+    fn metadata(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        (**self).metadata(name)
+    }
+    fn set_metadata(&mut self, name: &str, value: &[u8]) -> Result<(), Error> {
+        (**self).set_metadata(name, value)
+    }
+    fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
+        (**self).apply_batch(ops)
+    }
+    fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<KvRange<'_>, Error> {
+        (**self).range(lower, upper)
+    }
+    fn compact(&mut self) -> Result<u64, Error> {
+        (**self).compact()
+    }
+    fn check(&mut self, repair: bool) -> Result<CheckReport, Error> {
+        (**self).check(repair)
+    }
+    fn commit_number(&self) -> Result<u64, Error> {
+        (**self).commit_number()
+    }
+    fn stats(&self) -> Result<StorageStats, Error> {
+        (**self).stats()
+    }
+}

@@ -1,0 +1,32 @@
+//! The core of shelf: a persistent dictionary of serialized values with
+//! Python `shelve` semantics, over any [`KvBackend`].
+//!
+//! Most users depend on the `shelf` facade, which adds `open()`, backend
+//! detection and the registry of backends. This crate holds what every
+//! backend and the facade share:
+//!
+//! - [`KvBackend`], the byte-level contract, with [`Capabilities`];
+//! - [`Shelf`], which turns bytes into serde values and keeps the writeback
+//!   cache, the closed state and the flags;
+//! - [`Protocol`], the serialization formats, and [`Value`], a dynamic value
+//!   covering Python's data model;
+//! - [`Error`] and [`OpenError`];
+//! - [`MemoryBackend`], Python's `Shelf(dict)`.
+
+mod backend;
+mod error;
+mod memory;
+mod pickle;
+mod protocol;
+mod shelf;
+mod value;
+
+pub use backend::{
+    BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, Probe,
+    StorageStats,
+};
+pub use error::{BoxError, Error, OpenError};
+pub use memory::{MemoryBackend, range_is_empty};
+pub use protocol::{PickleOptions, Protocol};
+pub use shelf::{Shelf, ShelfOptions, Transaction};
+pub use value::Value;

@@ -1,0 +1,161 @@
+//! The in-memory backend: Python's `shelve.Shelf(dict)`.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::backend::{BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvRange};
+use crate::error::{Error, OpenError};
+
+/// A backend that keeps everything in a `BTreeMap` and forgets it on close.
+///
+/// ## Capabilities
+/// Ordered keys, metadata and atomic batches; nothing persists, so
+/// `persistent` is false and `flush` does nothing.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    meta: BTreeMap<String, Vec<u8>>,
+    read_only: bool,
+    closed: bool,
+}
+
+impl MemoryBackend {
+    /// The backend's registry name.
+    pub const NAME: &'static str = "memory";
+
+    /// An empty, writable map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens a memory backend with dbm-style options. There is never an
+    /// existing database, so flags `r` and `w` fail with
+    /// [`OpenError::NotFound`] (as `dbm.open` does on a missing file).
+    pub fn open(path: &std::path::Path, options: &BackendOptions) -> Result<Self, OpenError> {
+        match options.flag {
+            Flag::Read | Flag::Write => {
+                Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() })
+            }
+            Flag::Create | Flag::New => Ok(Self::new()),
+        }
+    }
+
+    /// A read-only view of the given entries (for tests of flag `r`).
+    pub fn read_only(map: BTreeMap<Vec<u8>, Vec<u8>>) -> Self {
+        MemoryBackend { map, read_only: true, ..Self::default() }
+    }
+
+    fn live(&self) -> Result<(), Error> {
+        if self.closed { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn writable(&self, operation: &'static str) -> Result<(), Error> {
+        self.live()?;
+        if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
+    }
+}
+
+impl KvBackend for MemoryBackend {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { ordered_keys: true, metadata: true, atomic_batch: true, ..Capabilities::NONE }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.live()?;
+        Ok(self.map.get(key).cloned())
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, Error> {
+        self.live()?;
+        Ok(self.map.contains_key(key))
+    }
+
+    fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.writable("insert")?;
+        self.map.insert(key.to_vec(), value.to_vec());
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
+        self.writable("remove")?;
+        Ok(self.map.remove(key).is_some())
+    }
+
+    fn len(&self) -> Result<usize, Error> {
+        self.live()?;
+        Ok(self.map.len())
+    }
+
+    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.live()?;
+        Ok(self.map.keys().cloned().collect())
+    }
+
+    fn iter(&self) -> Result<KvIter<'_>, Error> {
+        self.live()?;
+        Ok(Box::new(self.map.iter().map(|(k, v)| Ok((k.clone(), v.clone())))))
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.live()
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        self.closed = true;
+        Ok(())
+    }
+
+    fn metadata(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.live()?;
+        Ok(self.meta.get(name).cloned())
+    }
+
+    fn set_metadata(&mut self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.writable("set metadata")?;
+        self.meta.insert(name.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
+        // Nothing below can fail once the checks pass, so this is atomic.
+        self.writable("apply a batch")?;
+        for op in ops {
+            match *op {
+                BatchOp::Insert(k, v) => {
+                    self.map.insert(k.to_vec(), v.to_vec());
+                }
+                BatchOp::Remove(k) => {
+                    self.map.remove(k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<KvRange<'_>, Error> {
+        self.live()?;
+        // BTreeMap::range panics on an inverted or empty-exclusive range;
+        // such a range simply holds nothing.
+        if range_is_empty(lower, upper) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let iter = self.map.range::<[u8], _>((lower, upper)).map(|(k, v)| Ok((k.clone(), v.clone())));
+        Ok(Box::new(iter))
+    }
+}
+
+/// Whether the bounds describe no key at all (start after end, or equal
+/// with either side excluded). `BTreeMap::range` panics on those, and so do
+/// some engines, so backends check first.
+pub fn range_is_empty(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    use Bound::*;
+    match (lower, upper) {
+        (Included(a), Included(b)) => a > b,
+        (Included(a), Excluded(b)) | (Excluded(a), Included(b)) | (Excluded(a), Excluded(b)) => a >= b,
+        _ => false,
+    }
+}

@@ -1,0 +1,807 @@
+//! [`Shelf`]: Python's `shelve.Shelf` over any [`KvBackend`].
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::{BatchOp, Capabilities, KvBackend};
+use crate::error::{BoxError, Error, OpenError, show_key};
+use crate::protocol::Protocol;
+
+/// The metadata entry that records a shelf's protocol.
+const PROTOCOL_META: &str = "protocol";
+
+/// How a [`Shelf`] treats its values, beyond what the backend decides.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ShelfOptions {
+    /// The protocol asked for; `None` takes the one the shelf records, else
+    /// pickle for Python formats, else [`Protocol::Bincode`].
+    pub protocol: Option<Protocol>,
+    /// CPython's `writeback`: values handed out by [`Shelf::get_mut`] are
+    /// cached and written back on [`Shelf::sync`] and [`Shelf::close`].
+    pub writeback: bool,
+    /// The database's path, used in error messages.
+    pub path: PathBuf,
+}
+
+impl ShelfOptions {
+    /// Options asking for `protocol`, without writeback.
+    pub fn new(protocol: Option<Protocol>) -> Self {
+        ShelfOptions { protocol, ..Self::default() }
+    }
+
+    /// Turns writeback on or off.
+    pub fn writeback(mut self, on: bool) -> Self {
+        self.writeback = on;
+        self
+    }
+
+    /// Sets the path shown in error messages.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = path.into();
+        self
+    }
+}
+
+/// A value in the writeback cache, kept as its own type so a shelf can cache
+/// values of different types under different keys.
+trait Cached: Send {
+    fn encode(&self, protocol: &Protocol) -> Result<Vec<u8>, BoxError>;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Serialize + Any + Send> Cached for T {
+    fn encode(&self, protocol: &Protocol) -> Result<Vec<u8>, BoxError> {
+        protocol.encode(self)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// A persistent dictionary of serialized values: Python's `shelve.Shelf`.
+///
+/// Keys are anything that is `AsRef<[u8]>`: `&str` and `String` for the
+/// usual UTF-8 keys (shelve's default `keyencoding`), `&[u8]` and `Vec<u8>`
+/// for raw bytes. Values are any serde type; one shelf may hold different
+/// types under different keys, and [`Value`](crate::Value) reads any value
+/// of a self-describing protocol.
+///
+/// # Writeback
+///
+/// As in Python, a value read from a shelf is a copy: mutating it changes
+/// nothing stored.
+///
+/// ```
+/// use shelf_core::{MemoryBackend, Protocol, Shelf};
+/// let mut s = Shelf::with_backend(MemoryBackend::new(), Protocol::Json)?;
+/// s.insert("xs", &vec![1, 2, 3])?;
+/// let mut xs: Vec<i32> = s.get("xs")?.unwrap();
+/// xs.push(4); // mutates a copy only
+/// assert_eq!(s.get::<Vec<i32>>("xs")?.unwrap(), [1, 2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// With writeback on, [`get_mut`](Self::get_mut) hands out a cached value
+/// that is written back on [`sync`](Self::sync) or [`close`](Self::close),
+/// which then empty the cache. Unlike CPython, which re-pickles every value
+/// it ever read, only the values handed out mutably are cached and written.
+/// The cache holds each such value once, decoded, until the next sync;
+/// [`uncache`](Self::uncache) writes entries back early and frees them.
+///
+/// ```
+/// use shelf_core::{MemoryBackend, Shelf, ShelfOptions};
+/// let mut s = Shelf::new(MemoryBackend::new(), ShelfOptions::default().writeback(true))?;
+/// s.insert("xs", &vec![1, 2, 3])?;
+/// s.get_mut::<Vec<i32>>("xs")?.unwrap().push(4);
+/// s.sync()?;
+/// assert_eq!(s.get::<Vec<i32>>("xs")?.unwrap(), [1, 2, 3, 4]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Closing
+///
+/// After [`close`](Self::close) every operation returns [`Error::Closed`]
+/// (CPython's `ValueError: invalid operation on closed shelf`); a second
+/// `close` or `sync` does nothing. Dropping a shelf closes it, ignoring
+/// errors: call `close` to see them.
+pub struct Shelf<B: KvBackend = Box<dyn KvBackend>> {
+    backend: Option<B>,
+    protocol: Protocol,
+    writeback: bool,
+    cache: HashMap<Vec<u8>, Box<dyn Cached>>,
+    path: PathBuf,
+}
+
+impl<B: KvBackend> std::fmt::Debug for Shelf<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shelf")
+            .field("backend", &self.backend.as_ref().map(|b| b.name()))
+            .field("protocol", &self.protocol)
+            .field("writeback", &self.writeback)
+            .field("cached", &self.cache.len())
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl<B: KvBackend> Shelf<B> {
+    /// Wraps an open backend, settling the protocol: the one the shelf
+    /// records (asking for another is [`OpenError::ProtocolMismatch`]), else
+    /// the one asked for, else pickle for Python formats, else bincode. A
+    /// writable shelf whose backend keeps metadata records its protocol.
+    ///
+    /// # Errors
+    /// [`OpenError::ProtocolMismatch`], or a backend error reading or
+    /// writing the record.
+    pub fn new(mut backend: B, options: ShelfOptions) -> Result<Self, OpenError> {
+        let caps = backend.capabilities();
+        let path = options.path;
+        let meta_err =
+            |e: Error| OpenError::Backend { backend: "shelf", path: path.clone(), source: Box::new(e) };
+        let stored = if caps.metadata { backend.metadata(PROTOCOL_META).map_err(meta_err)? } else { None };
+        let protocol = match stored {
+            Some(bytes) => {
+                let name = String::from_utf8_lossy(&bytes).into_owned();
+                let stored: Protocol = name.parse().map_err(|_| OpenError::Corrupted {
+                    path: path.clone(),
+                    detail: format!("unknown protocol {name:?} recorded in the shelf's metadata"),
+                })?;
+                match options.protocol {
+                    Some(asked) if asked.name() != stored.name() => {
+                        return Err(OpenError::ProtocolMismatch {
+                            path,
+                            stored: stored.name().to_owned(),
+                            requested: asked.name().to_owned(),
+                        });
+                    }
+                    // The record names the family; the options (say, pickle
+                    // version 2) come from the caller.
+                    Some(asked) => asked,
+                    None => stored,
+                }
+            }
+            None => {
+                let p = options.protocol.unwrap_or(if caps.python_format {
+                    Protocol::pickle()
+                } else {
+                    Protocol::Bincode
+                });
+                if caps.metadata {
+                    match backend.set_metadata(PROTOCOL_META, p.name().as_bytes()) {
+                        Ok(()) | Err(Error::ReadOnly { .. }) => {}
+                        Err(e) => return Err(meta_err(e)),
+                    }
+                }
+                p
+            }
+        };
+        Ok(Shelf {
+            backend: Some(backend),
+            protocol,
+            writeback: options.writeback,
+            cache: HashMap::new(),
+            path,
+        })
+    }
+
+    /// Wraps a backend with the given protocol and no writeback.
+    ///
+    /// # Errors
+    /// As [`Shelf::new`].
+    pub fn with_backend(backend: B, protocol: Protocol) -> Result<Self, OpenError> {
+        Self::new(backend, ShelfOptions::new(Some(protocol)))
+    }
+
+    /// The protocol values are stored with.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether writeback is on.
+    pub fn is_writeback(&self) -> bool {
+        self.writeback
+    }
+
+    /// The path the shelf was opened from (empty for memory).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.backend.is_none()
+    }
+
+    /// The backend, for its own operations (compact, check, stats).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after close.
+    pub fn backend(&self) -> Result<&B, Error> {
+        self.backend.as_ref().ok_or(Error::Closed)
+    }
+
+    /// The backend, mutably.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after close.
+    pub fn backend_mut(&mut self) -> Result<&mut B, Error> {
+        self.backend.as_mut().ok_or(Error::Closed)
+    }
+
+    /// The backend's capabilities.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after close.
+    pub fn capabilities(&self) -> Result<Capabilities, Error> {
+        Ok(self.backend()?.capabilities())
+    }
+
+    fn encode<T: Serialize + Any>(&self, key: &[u8], value: &T) -> Result<Vec<u8>, Error> {
+        self.protocol.encode(value).map_err(|source| Error::Encode {
+            key: show_key(key),
+            protocol: self.protocol.name(),
+            source,
+        })
+    }
+
+    fn decode<T: DeserializeOwned + Any>(&self, key: &[u8], bytes: &[u8]) -> Result<T, Error> {
+        self.protocol.decode(bytes).map_err(|source| Error::Decode {
+            key: show_key(key),
+            protocol: self.protocol.name(),
+            source,
+        })
+    }
+
+    /// The stored bytes of `key`, the writeback cache first.
+    fn current_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let backend = self.backend()?;
+        match self.cache.get(key) {
+            Some(cached) => cached.encode(&self.protocol).map(Some).map_err(|source| Error::Encode {
+                key: show_key(key),
+                protocol: self.protocol.name(),
+                source,
+            }),
+            None => backend.get(key),
+        }
+    }
+
+    /// `s[key]`: the value stored under `key`, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the stored value is not a `T`; backend errors.
+    pub fn get<T: DeserializeOwned + Any>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
+        let key = key.as_ref();
+        match self.current_bytes(key)? {
+            Some(bytes) => self.decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `s.get(key, default)`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn get_or<T: DeserializeOwned + Any>(&self, key: impl AsRef<[u8]>, default: T) -> Result<T, Error> {
+        Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    /// The stored bytes of `key`, undecoded.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn get_bytes(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, Error> {
+        self.current_bytes(key.as_ref())
+    }
+
+    /// A mutable reference to the value of `key`, cached and written back on
+    /// [`sync`](Self::sync) or [`close`](Self::close). Needs writeback.
+    ///
+    /// # Errors
+    /// [`Error::WritebackDisabled`] without writeback (the change would be
+    /// lost silently, as in Python); [`Error::CacheTypeMismatch`] when the key
+    /// is cached as another type; [`Error::ReadOnly`] on a read-only shelf.
+    pub fn get_mut<T>(&mut self, key: impl AsRef<[u8]>) -> Result<Option<&mut T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + Any,
+    {
+        let key = key.as_ref();
+        self.backend()?;
+        if !self.writeback {
+            return Err(Error::WritebackDisabled { key: show_key(key) });
+        }
+        if !self.cache.contains_key(key) {
+            let Some(bytes) = self.backend()?.get(key)? else { return Ok(None) };
+            let value: T = self.decode(key, &bytes)?;
+            self.cache.insert(key.to_vec(), Box::new(value));
+        }
+        match self.cache.get_mut(key) {
+            Some(cached) => match cached.as_any_mut().downcast_mut::<T>() {
+                Some(v) => Ok(Some(v)),
+                None => Err(Error::CacheTypeMismatch { key: show_key(key) }),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// `s[key] = value`.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Encode`], backend errors.
+    pub fn insert<T: Serialize + Any>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
+        let key = key.as_ref();
+        let bytes = self.encode(key, value)?;
+        self.backend_mut()?.insert(key, &bytes)?;
+        // The cached copy is now stale; the stored value wins.
+        self.cache.remove(key);
+        Ok(())
+    }
+
+    /// `del s[key]`: removes `key`, returning whether it was present.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] (even when the key is missing, as CPython),
+    /// backend errors.
+    pub fn remove(&mut self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let key = key.as_ref();
+        let present = self.backend_mut()?.remove(key)?;
+        self.cache.remove(key);
+        Ok(present)
+    }
+
+    /// `key in s`.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        self.backend()?.contains(key.as_ref())
+    }
+
+    /// `len(s)`.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn len(&self) -> Result<usize, Error> {
+        self.backend()?.len()
+    }
+
+    /// `not s`.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        self.backend()?.is_empty()
+    }
+
+    /// `list(s)` / `s.keys()`, as strings.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotUtf8`] for a key that is not UTF-8 (use
+    /// [`keys_raw`](Self::keys_raw)); backend errors.
+    pub fn keys(&self) -> Result<Vec<String>, Error> {
+        self.keys_raw()?
+            .into_iter()
+            .map(|k| String::from_utf8(k).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) }))
+            .collect()
+    }
+
+    /// Every key as raw bytes.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn keys_raw(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.backend()?.keys()
+    }
+
+    /// `s.items()`: every key with its value decoded as `T`, lazily.
+    ///
+    /// # Errors
+    /// The iterator yields [`Error::KeyNotUtf8`], [`Error::Decode`] or
+    /// backend errors per item.
+    pub fn items<T: DeserializeOwned + Any>(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(String, T), Error>> + '_, Error> {
+        Ok(self.items_raw::<T>()?.map(|item| {
+            let (k, v) = item?;
+            let k = String::from_utf8(k).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) })?;
+            Ok((k, v))
+        }))
+    }
+
+    /// Every raw key with its value decoded as `T`, lazily.
+    ///
+    /// # Errors
+    /// As [`items`](Self::items).
+    pub fn items_raw<T: DeserializeOwned + Any>(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(Vec<u8>, T), Error>> + '_, Error> {
+        let iter = self.backend()?.iter()?;
+        Ok(iter.map(move |item| self.decode_pair(item?)))
+    }
+
+    /// Decodes a stored pair, letting the writeback cache override it.
+    fn decode_pair<T: DeserializeOwned + Any>(
+        &self,
+        (k, v): (Vec<u8>, Vec<u8>),
+    ) -> Result<(Vec<u8>, T), Error> {
+        let value = if self.cache.contains_key(&k) {
+            match self.current_bytes(&k)? {
+                Some(bytes) => self.decode(&k, &bytes)?,
+                None => self.decode(&k, &v)?,
+            }
+        } else {
+            self.decode(&k, &v)?
+        };
+        Ok((k, value))
+    }
+
+    /// `s.values()`, decoded as `T`.
+    ///
+    /// # Errors
+    /// As [`items`](Self::items).
+    pub fn values<T: DeserializeOwned + Any>(&self) -> Result<Vec<T>, Error> {
+        self.items_raw::<T>()?.map(|r| r.map(|(_, v)| v)).collect()
+    }
+
+    /// `s.pop(key)`: removes `key` and returns its value.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get) and [`remove`](Self::remove).
+    pub fn pop<T: DeserializeOwned + Any>(&mut self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
+        let key = key.as_ref();
+        let value = self.get(key)?;
+        if value.is_some() {
+            self.remove(key)?;
+        }
+        Ok(value)
+    }
+
+    /// `s.pop(key, default)`.
+    ///
+    /// # Errors
+    /// As [`pop`](Self::pop).
+    pub fn pop_or<T: DeserializeOwned + Any>(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        default: T,
+    ) -> Result<T, Error> {
+        Ok(self.pop(key)?.unwrap_or(default))
+    }
+
+    /// `s.popitem()`: removes and returns the first key in iteration order
+    /// with its value; `None` when empty (Python raises `KeyError`).
+    ///
+    /// # Errors
+    /// As [`pop`](Self::pop) and [`keys`](Self::keys).
+    pub fn pop_item<T: DeserializeOwned + Any>(&mut self) -> Result<Option<(String, T)>, Error> {
+        let first = self.backend()?.iter()?.next().transpose()?;
+        let Some((key, _)) = first else { return Ok(None) };
+        let name = String::from_utf8(key.clone()).map_err(|_| Error::KeyNotUtf8 { key: show_key(&key) })?;
+        Ok(self.pop(&key)?.map(|v| (name, v)))
+    }
+
+    /// `s.setdefault(key, default)`: the value of `key`, first storing
+    /// `default` when the key is missing.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get) and [`insert`](Self::insert).
+    pub fn set_default<T: Serialize + DeserializeOwned + Any>(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        default: T,
+    ) -> Result<T, Error> {
+        let key = key.as_ref();
+        if let Some(v) = self.get(key)? {
+            return Ok(v);
+        }
+        self.insert(key, &default)?;
+        Ok(default)
+    }
+
+    /// `s.update(pairs)`.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert); pairs before the failing one are stored.
+    pub fn update<K, T, I>(&mut self, pairs: I) -> Result<(), Error>
+    where
+        K: AsRef<[u8]>,
+        T: Serialize + Any,
+        I: IntoIterator<Item = (K, T)>,
+    {
+        for (k, v) in pairs {
+            self.insert(k, &v)?;
+        }
+        Ok(())
+    }
+
+    /// `s.clear()`: removes every key.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a non-empty read-only shelf; backend errors.
+    pub fn clear(&mut self) -> Result<(), Error> {
+        let keys = self.keys_raw()?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<BatchOp<'_>> = keys.iter().map(|k| BatchOp::Remove(k)).collect();
+        self.backend.as_mut().ok_or(Error::Closed)?.apply_batch(&ops)?;
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// Writes cached entries back to the backend without flushing.
+    fn write_back(&mut self) -> Result<(), Error> {
+        if self.cache.is_empty() {
+            return Ok(());
+        }
+        let protocol = self.protocol;
+        let backend = self.backend.as_mut().ok_or(Error::Closed)?;
+        for (key, cached) in &self.cache {
+            let bytes = cached.encode(&protocol).map_err(|source| Error::Encode {
+                key: show_key(key),
+                protocol: protocol.name(),
+                source,
+            })?;
+            backend.insert(key, &bytes)?;
+        }
+        // Only now: if a write failed, the cache still holds every change.
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// `s.sync()`: writes the writeback cache back, empties it, and makes
+    /// every write durable (the backend's flush). Does nothing once closed.
+    ///
+    /// # Errors
+    /// Encode and backend errors; the cache is kept when a write fails.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        if self.backend.is_none() {
+            return Ok(());
+        }
+        self.write_back()?;
+        self.backend_mut()?.flush()
+    }
+
+    /// Writes back the cached values of `keys` and frees them.
+    ///
+    /// # Errors
+    /// As [`sync`](Self::sync), without the flush.
+    pub fn uncache<K: AsRef<[u8]>>(&mut self, keys: impl IntoIterator<Item = K>) -> Result<(), Error> {
+        let protocol = self.protocol;
+        for key in keys {
+            let key = key.as_ref();
+            if let Some(cached) = self.cache.get(key) {
+                let bytes = cached.encode(&protocol).map_err(|source| Error::Encode {
+                    key: show_key(key),
+                    protocol: protocol.name(),
+                    source,
+                })?;
+                self.backend_mut()?.insert(key, &bytes)?;
+                self.cache.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes back every cached value and frees the cache.
+    ///
+    /// # Errors
+    /// As [`uncache`](Self::uncache).
+    pub fn uncache_all(&mut self) -> Result<(), Error> {
+        self.write_back()
+    }
+
+    /// How many values the writeback cache holds.
+    pub fn cached_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// `s.close()`: syncs, then releases the backend. Later operations return
+    /// [`Error::Closed`]; closing again does nothing. As CPython's
+    /// `Shelf.close`, the shelf is closed even when the sync fails, and the
+    /// first error is returned.
+    ///
+    /// # Errors
+    /// Errors of the final sync or of the backend's close.
+    pub fn close(&mut self) -> Result<(), Error> {
+        if self.backend.is_none() {
+            return Ok(());
+        }
+        let synced = self.sync();
+        self.cache.clear();
+        let closed = match self.backend.take() {
+            Some(mut backend) => backend.close(),
+            None => Ok(()),
+        };
+        synced.and(closed)
+    }
+
+    /// Applies several inserts and removes all-or-nothing, on backends whose
+    /// capabilities include `atomic_batch`. Nothing is written if `f` fails.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] where batches are not atomic; the error of `f`;
+    /// backend errors.
+    pub fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Transaction) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let backend = self.backend()?;
+        if !backend.capabilities().atomic_batch {
+            return Err(Error::Unsupported { backend: backend.name(), operation: "atomic transactions" });
+        }
+        let mut tx = Transaction { protocol: self.protocol, ops: Vec::new() };
+        let result = f(&mut tx)?;
+        let ops: Vec<BatchOp<'_>> = tx
+            .ops
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => BatchOp::Insert(k, v),
+                None => BatchOp::Remove(k),
+            })
+            .collect();
+        self.backend.as_mut().ok_or(Error::Closed)?.apply_batch(&ops)?;
+        for (k, _) in &tx.ops {
+            self.cache.remove(k);
+        }
+        Ok(result)
+    }
+
+    /// Walks keys in order from the entry matching `lower`, forwards or
+    /// backwards, for the cursor methods.
+    fn ordered_entry<T: DeserializeOwned + Any>(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        from_back: bool,
+    ) -> Result<Option<(Vec<u8>, T)>, Error> {
+        let mut range = self.backend()?.range(lower, upper)?;
+        let item = if from_back { range.next_back() } else { range.next() };
+        item.transpose()?.map(|pair| self.decode_pair(pair)).transpose()
+    }
+
+    /// BsdDbShelf's `first()`: the smallest key and its value. Needs
+    /// ordered keys.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] on backends without ordered keys.
+    pub fn first<T: DeserializeOwned + Any>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
+        self.ordered_entry(Bound::Unbounded, Bound::Unbounded, false)
+    }
+
+    /// BsdDbShelf's `last()`: the largest key and its value.
+    ///
+    /// # Errors
+    /// As [`first`](Self::first).
+    pub fn last<T: DeserializeOwned + Any>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
+        self.ordered_entry(Bound::Unbounded, Bound::Unbounded, true)
+    }
+
+    /// BsdDbShelf's `next()` from `key`: the first entry after it.
+    ///
+    /// # Errors
+    /// As [`first`](Self::first).
+    pub fn next_after<T: DeserializeOwned + Any>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<(Vec<u8>, T)>, Error> {
+        self.ordered_entry(Bound::Excluded(key.as_ref()), Bound::Unbounded, false)
+    }
+
+    /// BsdDbShelf's `previous()` from `key`: the last entry before it.
+    ///
+    /// # Errors
+    /// As [`first`](Self::first).
+    pub fn previous<T: DeserializeOwned + Any>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<(Vec<u8>, T)>, Error> {
+        self.ordered_entry(Bound::Unbounded, Bound::Excluded(key.as_ref()), true)
+    }
+
+    /// BsdDbShelf's `set_location(key)`: the first entry whose key is `>=
+    /// key` (CPython raises `KeyError` past the end; this returns `None`).
+    ///
+    /// # Errors
+    /// As [`first`](Self::first).
+    pub fn set_location<T: DeserializeOwned + Any>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<(Vec<u8>, T)>, Error> {
+        self.ordered_entry(Bound::Included(key.as_ref()), Bound::Unbounded, false)
+    }
+
+    /// Entries whose keys lie within the bounds, in key order, decoded.
+    ///
+    /// # Errors
+    /// As [`first`](Self::first); decode errors per item.
+    pub fn range<T: DeserializeOwned + Any>(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, T)>, Error> {
+        self.backend()?.range(lower, upper)?.map(|item| self.decode_pair(item?)).collect()
+    }
+
+    /// Entries whose keys start with `prefix`, in key order, decoded.
+    ///
+    /// # Errors
+    /// As [`range`](Self::range).
+    pub fn prefix<T: DeserializeOwned + Any>(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<Vec<(Vec<u8>, T)>, Error> {
+        let prefix = prefix.as_ref();
+        let upper = prefix_successor(prefix);
+        let upper_bound = match &upper {
+            Some(u) => Bound::Excluded(u.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.range(Bound::Included(prefix), upper_bound)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `None` when there is none (the prefix is empty or all `0xff`).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut up = prefix.to_vec();
+    while let Some(last) = up.pop() {
+        if last < 0xff {
+            up.push(last + 1);
+            return Some(up);
+        }
+    }
+    None
+}
+
+impl<B: KvBackend> Drop for Shelf<B> {
+    fn drop(&mut self) {
+        // Best effort, like CPython's `Shelf.__del__`; `close()` reports errors.
+        let _ = self.close();
+    }
+}
+
+/// The operations of a [`Shelf::transaction`], applied together when the
+/// closure returns `Ok`.
+#[derive(Debug)]
+pub struct Transaction {
+    protocol: Protocol,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Transaction {
+    /// Stages `s[key] = value`.
+    ///
+    /// # Errors
+    /// [`Error::Encode`].
+    pub fn insert<T: Serialize + Any>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
+        let key = key.as_ref();
+        let bytes = self.protocol.encode(value).map_err(|source| Error::Encode {
+            key: show_key(key),
+            protocol: self.protocol.name(),
+            source,
+        })?;
+        self.ops.push((key.to_vec(), Some(bytes)));
+        Ok(())
+    }
+
+    /// Stages `del s[key]` (a missing key is no error).
+    pub fn remove(&mut self, key: impl AsRef<[u8]>) {
+        self.ops.push((key.as_ref().to_vec(), None));
+    }
+
+    /// How many operations are staged.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
