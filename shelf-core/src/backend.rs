@@ -1,7 +1,7 @@
 //! The byte-level contract every storage engine implements.
 
 use std::ops::Bound;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -352,6 +352,24 @@ pub trait KvBackend: Send {
     fn stats(&self) -> Result<StorageStats, Error> {
         Ok(StorageStats::default())
     }
+}
+
+/// A backend that can be opened by path: what the facade's registry and
+/// static selection (`shelf::OpenOptions::open_as`) need from a backend type.
+pub trait OpenBackend: KvBackend + Sized + 'static {
+    /// The registry name, such as `"redb"`.
+    const NAME: &'static str;
+
+    /// Opens (or creates, per `options.flag`) the database at `path`.
+    ///
+    /// # Errors
+    /// [`OpenError::NotFound`] for `r`/`w` on a missing database,
+    /// [`OpenError::Locked`], [`OpenError::Undetectable`] for a foreign file,
+    /// and engine errors.
+    fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError>;
+
+    /// What is at `path`, for `whichdb`. Must not create or change anything.
+    fn probe(path: &Path) -> Probe;
 }
 
 impl<B: KvBackend + ?Sized> KvBackend for Box<B> {

@@ -22,8 +22,8 @@ mod shelf;
 mod value;
 
 pub use backend::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, Probe,
-    StorageStats,
+    BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange,
+    OpenBackend, Probe, StorageStats,
 };
 pub use error::{BoxError, Error, OpenError};
 pub use memory::{MemoryBackend, range_is_empty};

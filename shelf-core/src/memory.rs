@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::path::Path;
 
-use crate::backend::{BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvRange};
+use crate::backend::{
+    BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvRange, OpenBackend, Probe,
+};
 use crate::error::{Error, OpenError};
 
 /// A backend that keeps everything in a `BTreeMap` and forgets it on close.
@@ -20,24 +23,9 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// The backend's registry name.
-    pub const NAME: &'static str = "memory";
-
     /// An empty, writable map.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Opens a memory backend with dbm-style options. There is never an
-    /// existing database, so flags `r` and `w` fail with
-    /// [`OpenError::NotFound`] (as `dbm.open` does on a missing file).
-    pub fn open(path: &std::path::Path, options: &BackendOptions) -> Result<Self, OpenError> {
-        match options.flag {
-            Flag::Read | Flag::Write => {
-                Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() })
-            }
-            Flag::Create | Flag::New => Ok(Self::new()),
-        }
     }
 
     /// A read-only view of the given entries (for tests of flag `r`).
@@ -57,7 +45,7 @@ impl MemoryBackend {
 
 impl KvBackend for MemoryBackend {
     fn name(&self) -> &'static str {
-        Self::NAME
+        <Self as OpenBackend>::NAME
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -145,6 +133,26 @@ impl KvBackend for MemoryBackend {
         }
         let iter = self.map.range::<[u8], _>((lower, upper)).map(|(k, v)| Ok((k.clone(), v.clone())));
         Ok(Box::new(iter))
+    }
+}
+
+impl OpenBackend for MemoryBackend {
+    const NAME: &'static str = "memory";
+
+    /// There is never an existing database, so flags `r` and `w` fail with
+    /// [`OpenError::NotFound`] (as `dbm.open` does on a missing file).
+    fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
+        match options.flag {
+            Flag::Read | Flag::Write => {
+                Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() })
+            }
+            Flag::Create | Flag::New => Ok(Self::new()),
+        }
+    }
+
+    /// A memory database is never on disk.
+    fn probe(_path: &Path) -> Probe {
+        Probe::Absent
     }
 }
 
