@@ -27,6 +27,9 @@ pub struct ShelfOptions {
     pub writeback: bool,
     /// The database's path, used in error messages.
     pub path: PathBuf,
+    /// The shelf was opened with flag `r`: writes are refused before they
+    /// reach the backend, and so is [`Shelf::get_mut`].
+    pub read_only: bool,
 }
 
 impl ShelfOptions {
@@ -38,6 +41,12 @@ impl ShelfOptions {
     /// Turns writeback on or off.
     pub fn writeback(mut self, on: bool) -> Self {
         self.writeback = on;
+        self
+    }
+
+    /// Marks the shelf read-only (flag `r`).
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.read_only = on;
         self
     }
 
@@ -114,6 +123,7 @@ pub struct Shelf<B: KvBackend = Box<dyn KvBackend>> {
     backend: Option<B>,
     protocol: Protocol,
     writeback: bool,
+    read_only: bool,
     cache: HashMap<Vec<u8>, Box<dyn Cached>>,
     path: PathBuf,
 }
@@ -173,9 +183,11 @@ impl<B: KvBackend> Shelf<B> {
                     Protocol::Bincode
                 });
                 if caps.metadata {
-                    match backend.set_metadata(PROTOCOL_META, p.name().as_bytes()) {
-                        Ok(()) | Err(Error::ReadOnly { .. }) => {}
-                        Err(e) => return Err(meta_err(e)),
+                    if !options.read_only {
+                        match backend.set_metadata(PROTOCOL_META, p.name().as_bytes()) {
+                            Ok(()) | Err(Error::ReadOnly { .. }) => {}
+                            Err(e) => return Err(meta_err(e)),
+                        }
                     }
                 }
                 p
@@ -185,6 +197,7 @@ impl<B: KvBackend> Shelf<B> {
             backend: Some(backend),
             protocol,
             writeback: options.writeback,
+            read_only: options.read_only,
             cache: HashMap::new(),
             path,
         })
@@ -314,6 +327,10 @@ impl<B: KvBackend> Shelf<B> {
         self.backend()?;
         if !self.writeback {
             return Err(Error::WritebackDisabled { key: show_key(key) });
+        }
+        if self.read_only {
+            // A change made through the reference could never be saved.
+            return Err(Error::ReadOnly { operation: "get_mut" });
         }
         if !self.cache.contains_key(key) {
             let Some(bytes) = self.backend()?.get(key)? else { return Ok(None) };

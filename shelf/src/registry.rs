@@ -1,0 +1,60 @@
+//! The static registry of backends: CPython dbm's `_names` list, one
+//! `#[cfg(feature)]` line per backend. Its order is the preference for new
+//! databases.
+
+use std::path::Path;
+
+use shelf_core::{BackendOptions, KvBackend, MemoryBackend, OpenBackend, OpenError, Probe};
+
+use crate::KNOWN_BACKENDS;
+
+/// A compiled-in backend: its name, its probe for `whichdb`, its opener.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BackendInfo {
+    /// The registry name.
+    pub name: &'static str,
+    /// One line saying what it is.
+    pub description: &'static str,
+    /// What is at a path, for `whichdb`.
+    pub probe: fn(&Path) -> Probe,
+    /// Opens the database at a path.
+    pub open: fn(&Path, &BackendOptions) -> Result<Box<dyn KvBackend>, OpenError>,
+}
+
+fn open_boxed<B: OpenBackend>(
+    path: &Path,
+    options: &BackendOptions,
+) -> Result<Box<dyn KvBackend>, OpenError> {
+    Ok(Box::new(B::open(path, options)?))
+}
+
+const fn entry<B: OpenBackend>(description: &'static str) -> BackendInfo {
+    BackendInfo { name: B::NAME, description, probe: B::probe, open: open_boxed::<B> }
+}
+
+static BACKENDS: &[BackendInfo] =
+    &[entry::<MemoryBackend>("in-memory map, gone on close (Python's Shelf(dict))")];
+
+/// The compiled-in backends, in order of preference for new databases.
+pub fn backends() -> &'static [BackendInfo] {
+    BACKENDS
+}
+
+/// The backend registered under `name`.
+///
+/// # Errors
+/// [`OpenError::BackendDisabled`] for a known backend whose feature is off,
+/// [`OpenError::UnknownBackend`] listing the available ones otherwise.
+pub fn find_backend(name: &str) -> Result<&'static BackendInfo, OpenError> {
+    if let Some(info) = BACKENDS.iter().find(|b| b.name == name) {
+        return Ok(info);
+    }
+    if KNOWN_BACKENDS.contains(&name) {
+        return Err(OpenError::BackendDisabled { name: name.to_owned() });
+    }
+    Err(OpenError::UnknownBackend {
+        name: name.to_owned(),
+        available: BACKENDS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+    })
+}

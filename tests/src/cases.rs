@@ -1,0 +1,743 @@
+//! The conformance cases. Each is generic over a [`Subject`]; the names of
+//! the backend-level ones are the rules of `KvBackend`'s `# Contract`.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde_bytes::ByteBuf;
+use shelf::{BatchOp, Capabilities, Error, Flag, KvBackend, OpenError, OpenOptions, Protocol, Shelf, Value};
+
+use crate::{Scratch, Subject, flag_options, skip};
+
+/// Keys every backend must take: empty, binary, non-ASCII, quotes, escapes.
+const KEYS: &[&[u8]] = &[
+    b"a",
+    b"",
+    b"\x00\xff binary \x7f\xad",
+    "é☃日本".as_bytes(),
+    b"both 'quotes' \"here\"",
+    b"line\nbreak\ttab\\slash\r",
+];
+
+fn open_fresh<S: Subject>(s: &S) -> (Scratch, S::B) {
+    let scratch = Scratch::new();
+    let b = s
+        .open_backend(&scratch.path, &flag_options(Flag::Create))
+        .unwrap_or_else(|e| panic!("{}: open a new database: {e}", s.name()));
+    (scratch, b)
+}
+
+fn reopen<S: Subject>(s: &S, scratch: &Scratch, flag: Flag) -> S::B {
+    s.open_backend(&scratch.path, &flag_options(flag))
+        .unwrap_or_else(|e| panic!("{}: reopen with flag {flag}: {e}", s.name()))
+}
+
+fn caps_of<S: Subject>(s: &S) -> Capabilities {
+    let (_scratch, b) = open_fresh(s);
+    b.capabilities()
+}
+
+fn sorted(mut keys: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    keys.sort();
+    keys
+}
+
+fn contents(b: &impl KvBackend) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    b.iter().expect("iter").map(|r| r.expect("entry")).collect()
+}
+
+/// Contract `get_returns_inserted`.
+pub fn get_returns_inserted<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    for (i, k) in KEYS.iter().enumerate() {
+        // i = 0 stores the empty value.
+        let v = vec![i as u8; i * 100];
+        b.insert(k, &v).unwrap();
+        assert_eq!(b.get(k).unwrap(), Some(v), "key {k:?}");
+    }
+    b.close().unwrap();
+}
+
+/// Contract `get_missing_is_none`.
+pub fn get_missing_is_none<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    assert_eq!(b.get(b"never").unwrap(), None);
+    b.insert(b"other", b"x").unwrap();
+    assert_eq!(b.get(b"never").unwrap(), None);
+    assert_eq!(b.get(b"").unwrap(), None);
+}
+
+/// Contract `insert_overwrites`.
+pub fn insert_overwrites<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    b.insert(b"k", b"first value, long enough to matter").unwrap();
+    b.insert(b"k", b"2").unwrap();
+    assert_eq!(b.get(b"k").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(b.len().unwrap(), 1);
+    b.insert(b"k", &[7u8; 5000]).unwrap();
+    assert_eq!(b.get(b"k").unwrap(), Some(vec![7u8; 5000]));
+    assert_eq!(b.len().unwrap(), 1);
+}
+
+/// Contract `remove_reports_presence`.
+pub fn remove_reports_presence<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    b.insert(b"k", b"v").unwrap();
+    b.insert(b"keep", b"v").unwrap();
+    assert!(b.remove(b"k").unwrap());
+    assert_eq!(b.get(b"k").unwrap(), None);
+    assert!(!b.remove(b"k").unwrap());
+    assert!(!b.remove(b"never").unwrap());
+    assert_eq!(b.len().unwrap(), 1);
+    assert_eq!(b.get(b"keep").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// Contract `contains_matches_get`.
+pub fn contains_matches_get<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    for k in KEYS {
+        assert!(!b.contains(k).unwrap());
+        b.insert(k, b"").unwrap();
+        assert!(b.contains(k).unwrap(), "key {k:?}");
+        assert_eq!(b.contains(k).unwrap(), b.get(k).unwrap().is_some());
+    }
+    b.remove(KEYS[0]).unwrap();
+    assert!(!b.contains(KEYS[0]).unwrap());
+}
+
+/// Contract `len_counts_keys`.
+pub fn len_counts_keys<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    assert_eq!(b.len().unwrap(), 0);
+    assert!(b.is_empty().unwrap());
+    for (i, k) in KEYS.iter().enumerate() {
+        b.insert(k, b"v").unwrap();
+        b.insert(k, b"again").unwrap();
+        assert_eq!(b.len().unwrap(), i + 1);
+    }
+    assert!(!b.is_empty().unwrap());
+}
+
+/// Contract `keys_and_iter_agree`.
+pub fn keys_and_iter_agree<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    let mut expected = BTreeMap::new();
+    for (i, k) in KEYS.iter().enumerate() {
+        b.insert(k, &[i as u8]).unwrap();
+        expected.insert(k.to_vec(), vec![i as u8]);
+    }
+    b.insert(KEYS[0], b"changed").unwrap();
+    expected.insert(KEYS[0].to_vec(), b"changed".to_vec());
+    let keys = b.keys().unwrap();
+    assert_eq!(keys.len(), expected.len(), "keys yields each key once");
+    assert_eq!(sorted(keys.clone()), expected.keys().cloned().collect::<Vec<_>>());
+    let pairs: Vec<_> = b.iter().unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(pairs.len(), expected.len(), "iter yields each key once");
+    assert_eq!(pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), keys, "same order as keys");
+    assert_eq!(pairs.into_iter().collect::<BTreeMap<_, _>>(), expected);
+}
+
+/// Contract `flush_makes_durable`.
+pub fn flush_makes_durable<S: Subject>(s: &S) {
+    let (scratch, mut b) = open_fresh(s);
+    if !b.capabilities().persistent {
+        return skip("flush_makes_durable", s.name(), "not persistent");
+    }
+    for (i, k) in KEYS.iter().enumerate() {
+        b.insert(k, &vec![i as u8; 600 * i]).unwrap();
+    }
+    b.remove(KEYS[1]).unwrap();
+    b.flush().unwrap();
+    let before = contents(&b);
+    b.close().unwrap();
+    drop(b);
+    let b = reopen(s, &scratch, Flag::Read);
+    assert_eq!(contents(&b), before);
+}
+
+/// Contract `close_is_idempotent`.
+pub fn close_is_idempotent<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    b.insert(b"k", b"v").unwrap();
+    b.close().unwrap();
+    b.close().unwrap();
+    assert!(matches!(b.get(b"k"), Err(Error::Closed)));
+    assert!(matches!(b.insert(b"k", b"v"), Err(Error::Closed)));
+    assert!(matches!(b.remove(b"k"), Err(Error::Closed)));
+    assert!(matches!(b.contains(b"k"), Err(Error::Closed)));
+    assert!(matches!(b.len(), Err(Error::Closed)));
+    assert!(matches!(b.keys(), Err(Error::Closed)));
+    assert!(matches!(b.iter().map(|_| ()), Err(Error::Closed)));
+    assert!(matches!(b.flush(), Err(Error::Closed)));
+}
+
+/// Contract `read_only_refuses_writes`.
+pub fn read_only_refuses_writes<S: Subject>(s: &S) {
+    let (scratch, mut b) = open_fresh(s);
+    if !b.capabilities().persistent {
+        return skip("read_only_refuses_writes", s.name(), "not persistent: nothing to reopen read-only");
+    }
+    b.insert(b"a", b"1").unwrap();
+    b.close().unwrap();
+    drop(b);
+    let mut r = reopen(s, &scratch, Flag::Read);
+    let ro = |res: Result<(), Error>, what: &str| {
+        assert!(matches!(res, Err(Error::ReadOnly { .. })), "{what}: expected ReadOnly, got {res:?}");
+    };
+    ro(r.insert(b"b", b"2"), "insert");
+    ro(r.remove(b"a").map(|_| ()), "remove of a present key");
+    ro(r.remove(b"missing").map(|_| ()), "remove of a missing key (as CPython)");
+    ro(r.apply_batch(&[BatchOp::Insert(b"c", b"3")]), "apply_batch");
+    let meta = r.set_metadata("m", b"x");
+    if r.capabilities().metadata {
+        ro(meta, "set_metadata");
+    } else {
+        assert!(matches!(meta, Err(Error::Unsupported { .. } | Error::ReadOnly { .. })), "{meta:?}");
+    }
+    assert_eq!(r.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(r.len().unwrap(), 1);
+    r.flush().unwrap();
+    r.close().unwrap();
+}
+
+fn assert_not_found<T>(res: Result<T, OpenError>, flag: char) {
+    match res {
+        Err(OpenError::NotFound { flag: f, .. }) => assert_eq!(f, flag),
+        Err(other) => panic!("flag {flag} on a missing database: expected NotFound, got {other}"),
+        Ok(_) => panic!("flag {flag} on a missing database opened something"),
+    }
+}
+
+/// Contract `flag_semantics`.
+pub fn flag_semantics<S: Subject>(s: &S) {
+    let scratch = Scratch::new();
+    for flag in [Flag::Read, Flag::Write] {
+        assert_not_found(s.open_backend(&scratch.path, &flag_options(flag)), flag.as_char());
+        let left: Vec<_> = std::fs::read_dir(scratch.dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "flag {flag} created files: {left:?}");
+    }
+    let mut b = s.open_backend(&scratch.path, &flag_options(Flag::Create)).unwrap();
+    b.insert(b"x", b"1").unwrap();
+    let persistent = b.capabilities().persistent;
+    b.close().unwrap();
+    drop(b);
+    if !persistent {
+        return skip("flag_semantics (reopen part)", s.name(), "not persistent");
+    }
+    for flag in [Flag::Create, Flag::Write, Flag::Read] {
+        let mut b = reopen(s, &scratch, flag);
+        assert_eq!(b.get(b"x").unwrap().as_deref(), Some(&b"1"[..]), "flag {flag} keeps data");
+        b.close().unwrap();
+    }
+    let mut b = reopen(s, &scratch, Flag::New);
+    assert_eq!(b.len().unwrap(), 0, "flag n starts empty");
+    b.close().unwrap();
+}
+
+/// Contract `metadata_is_separate`.
+pub fn metadata_is_separate<S: Subject>(s: &S) {
+    let (scratch, mut b) = open_fresh(s);
+    let caps = b.capabilities();
+    if !caps.metadata {
+        assert_eq!(b.metadata("m").unwrap(), None);
+        let res = b.set_metadata("m", b"v");
+        assert!(matches!(res, Err(Error::Unsupported { .. })), "{res:?}");
+        return skip("metadata_is_separate (persistence part)", s.name(), "keeps no metadata");
+    }
+    b.insert(b"k", b"v").unwrap();
+    b.set_metadata("m", b"meta").unwrap();
+    assert_eq!(b.metadata("m").unwrap().as_deref(), Some(&b"meta"[..]));
+    assert_eq!(b.keys().unwrap(), vec![b"k".to_vec()]);
+    assert_eq!(b.len().unwrap(), 1);
+    assert_eq!(b.get(b"m").unwrap(), None);
+    if caps.persistent {
+        b.close().unwrap();
+        drop(b);
+        let b = reopen(s, &scratch, Flag::Read);
+        assert_eq!(b.metadata("m").unwrap().as_deref(), Some(&b"meta"[..]));
+        assert_eq!(b.len().unwrap(), 1);
+    }
+}
+
+/// Contract `ordered_range`.
+pub fn ordered_range<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    if !b.capabilities().ordered_keys {
+        let res = b.range(Bound::Unbounded, Bound::Unbounded).map(|_| ());
+        assert!(matches!(res, Err(Error::Unsupported { .. })), "{res:?}");
+        return skip("ordered_range", s.name(), "keys are not ordered");
+    }
+    for k in [&b"d"[..], b"b", b"a", b"c", b"", b"\xff"] {
+        b.insert(k, k).unwrap();
+    }
+    let keys = |lo: Bound<&[u8]>, hi: Bound<&[u8]>| -> Vec<Vec<u8>> {
+        b.range(lo, hi).unwrap().map(|r| r.unwrap().0).collect()
+    };
+    let v = |ks: &[&[u8]]| ks.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+    assert_eq!(keys(Bound::Unbounded, Bound::Unbounded), v(&[b"", b"a", b"b", b"c", b"d", b"\xff"]));
+    assert_eq!(keys(Bound::Included(b"b"), Bound::Excluded(b"d")), v(&[b"b", b"c"]));
+    assert_eq!(keys(Bound::Excluded(b"b"), Bound::Included(b"d")), v(&[b"c", b"d"]));
+    assert_eq!(keys(Bound::Included(b"d"), Bound::Excluded(b"b")), v(&[]), "an inverted range is empty");
+    assert_eq!(keys(Bound::Excluded(b"c"), Bound::Excluded(b"c")), v(&[]));
+    let back: Vec<_> =
+        b.range(Bound::Unbounded, Bound::Excluded(b"c")).unwrap().rev().map(|r| r.unwrap().0).collect();
+    assert_eq!(back, v(&[b"b", b"a", b""]));
+    let mut both = b.range(Bound::Unbounded, Bound::Unbounded).unwrap();
+    assert_eq!(both.next().unwrap().unwrap().0, b"");
+    assert_eq!(both.next_back().unwrap().unwrap(), (b"\xff".to_vec(), b"\xff".to_vec()));
+}
+
+/// Contract `batch_applies_in_order`.
+pub fn batch_applies_in_order<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    b.insert(b"x", b"0").unwrap();
+    b.insert(b"gone", b"0").unwrap();
+    let ops = [
+        BatchOp::Insert(b"a", b"1"),
+        BatchOp::Insert(b"b", b"2"),
+        BatchOp::Remove(b"a"),
+        BatchOp::Insert(b"x", b"3"),
+        BatchOp::Remove(b"gone"),
+        BatchOp::Remove(b"never-there"),
+        BatchOp::Insert(b"a", b"4"),
+    ];
+    b.apply_batch(&ops).unwrap();
+    let expected: BTreeMap<Vec<u8>, Vec<u8>> =
+        [(b"a".to_vec(), b"4".to_vec()), (b"b".to_vec(), b"2".to_vec()), (b"x".to_vec(), b"3".to_vec())]
+            .into();
+    assert_eq!(contents(&b), expected);
+    b.apply_batch(&[]).unwrap();
+    assert_eq!(contents(&b), expected);
+}
+
+/// Contract `capabilities_are_honest`.
+pub fn capabilities_are_honest<S: Subject>(s: &S) {
+    let (_scratch, mut b) = open_fresh(s);
+    let caps = b.capabilities();
+    assert_eq!(b.name(), s.name());
+    b.insert(b"k", b"v").unwrap();
+    b.flush().unwrap();
+    let unsupported = |res: Result<(), Error>, cap: &str, on: bool| {
+        if on {
+            assert!(res.is_ok(), "{cap} is claimed but failed: {res:?}");
+        } else {
+            assert!(matches!(res, Err(Error::Unsupported { .. })), "{cap} is not claimed: {res:?}");
+        }
+    };
+    unsupported(b.commit_number().map(|_| ()), "commit_number", caps.commit_number);
+    unsupported(b.check(false).map(|r| assert!(r.is_clean(), "{r:?}")), "check", caps.check);
+    unsupported(b.compact().map(|_| ()), "compact", caps.compact);
+    unsupported(b.range(Bound::Unbounded, Bound::Unbounded).map(|_| ()), "ordered_keys", caps.ordered_keys);
+    assert_eq!(b.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "maintenance keeps data");
+}
+
+// ---- Shelf: one case per row of the README's Python-to-Rust table ----
+
+fn shelf_fresh<S: Subject>(s: &S) -> (Scratch, Shelf<S::B>) {
+    let scratch = Scratch::new();
+    let shelf =
+        s.open_shelf(&scratch.path, &OpenOptions::new()).unwrap_or_else(|e| panic!("{}: {e}", s.name()));
+    (scratch, shelf)
+}
+
+fn shelf_reopen<S: Subject>(s: &S, scratch: &Scratch, options: &OpenOptions) -> Shelf<S::B> {
+    s.open_shelf(&scratch.path, options).unwrap_or_else(|e| panic!("{}: reopen: {e}", s.name()))
+}
+
+fn persistent<S: Subject>(s: &S, case: &str) -> bool {
+    let p = caps_of(s).persistent;
+    if !p {
+        skip(case, s.name(), "not persistent: nothing to reopen");
+    }
+    p
+}
+
+/// `s[k]` and `s[k] = v`.
+pub fn shelf_getitem_setitem<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("k", &1i64).unwrap();
+    assert_eq!(sh.get::<i64>("k").unwrap(), Some(1));
+    sh.insert("k", &2i64).unwrap();
+    assert_eq!(sh.get::<i64>("k").unwrap(), Some(2));
+    assert_eq!(sh.get::<i64>("missing").unwrap(), None);
+    sh.insert(String::from("owned"), &"text".to_string()).unwrap();
+    assert_eq!(sh.get::<String>("owned").unwrap().as_deref(), Some("text"));
+}
+
+/// `del s[k]`.
+pub fn shelf_delitem<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("k", &1i64).unwrap();
+    assert!(sh.remove("k").unwrap());
+    assert_eq!(sh.get::<i64>("k").unwrap(), None);
+    assert!(!sh.remove("k").unwrap(), "a missing key reports false (Python: KeyError)");
+}
+
+/// `k in s`.
+pub fn shelf_contains<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    assert!(!sh.contains_key("k").unwrap());
+    sh.insert("k", &()).unwrap();
+    assert!(sh.contains_key("k").unwrap());
+}
+
+/// `len(s)` and `bool(s)`.
+pub fn shelf_len_and_bool<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    assert_eq!(sh.len().unwrap(), 0);
+    assert!(sh.is_empty().unwrap());
+    sh.insert("a", &1i64).unwrap();
+    sh.insert("b", &1i64).unwrap();
+    sh.insert("a", &2i64).unwrap();
+    assert_eq!(sh.len().unwrap(), 2);
+    assert!(!sh.is_empty().unwrap());
+}
+
+/// `for k in s` and `s.keys()`.
+pub fn shelf_iteration_and_keys<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    for k in ["b", "a", "c"] {
+        sh.insert(k, &k.to_string()).unwrap();
+    }
+    let mut keys = sh.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, ["a", "b", "c"]);
+    let mut raw = sh.keys_raw().unwrap();
+    raw.sort();
+    assert_eq!(raw, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+}
+
+/// `s.values()` and `s.items()`.
+pub fn shelf_values_and_items<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.update([("a", 1i64), ("b", 2), ("c", 3)]).unwrap();
+    let mut values = sh.values::<i64>().unwrap();
+    values.sort();
+    assert_eq!(values, [1, 2, 3]);
+    let items: BTreeMap<String, i64> = sh.items::<i64>().unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(items, [("a".to_string(), 1), ("b".to_string(), 2), ("c".to_string(), 3)].into());
+}
+
+/// `s.get(k, default)`.
+pub fn shelf_get_with_default<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    assert_eq!(sh.get_or("k", 7i64).unwrap(), 7);
+    sh.insert("k", &1i64).unwrap();
+    assert_eq!(sh.get_or("k", 7i64).unwrap(), 1);
+}
+
+/// `s.pop(k)` and `s.pop(k, default)`.
+pub fn shelf_pop<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("k", &5i64).unwrap();
+    assert_eq!(sh.pop::<i64>("k").unwrap(), Some(5));
+    assert!(!sh.contains_key("k").unwrap());
+    assert_eq!(sh.pop::<i64>("k").unwrap(), None);
+    assert_eq!(sh.pop_or("k", 9i64).unwrap(), 9);
+}
+
+/// `s.popitem()`.
+pub fn shelf_popitem<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.update([("a", 1i64), ("b", 2)]).unwrap();
+    let mut got = vec![sh.pop_item::<i64>().unwrap().unwrap(), sh.pop_item::<i64>().unwrap().unwrap()];
+    got.sort();
+    assert_eq!(got, [("a".to_string(), 1), ("b".to_string(), 2)]);
+    assert_eq!(sh.pop_item::<i64>().unwrap(), None);
+    assert!(sh.is_empty().unwrap());
+}
+
+/// `s.setdefault(k, default)`.
+pub fn shelf_setdefault<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    assert_eq!(sh.set_default("k", 1i64).unwrap(), 1);
+    assert_eq!(sh.set_default("k", 2i64).unwrap(), 1);
+    assert_eq!(sh.get::<i64>("k").unwrap(), Some(1));
+}
+
+/// `s.update(pairs)`.
+pub fn shelf_update<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("a", &0i64).unwrap();
+    sh.update(vec![("a".to_string(), 1i64), ("b".to_string(), 2)]).unwrap();
+    assert_eq!(sh.get::<i64>("a").unwrap(), Some(1));
+    assert_eq!(sh.get::<i64>("b").unwrap(), Some(2));
+}
+
+/// `s.clear()`.
+pub fn shelf_clear<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.clear().unwrap();
+    sh.update([("a", 1i64), ("b", 2), ("c", 3)]).unwrap();
+    sh.clear().unwrap();
+    assert!(sh.is_empty().unwrap());
+    assert_eq!(sh.keys().unwrap(), Vec::<String>::new());
+}
+
+/// `s.sync()`, then a reopen sees everything.
+pub fn shelf_sync_then_reopen<S: Subject>(s: &S) {
+    let (scratch, mut sh) = shelf_fresh(s);
+    sh.update([("a", 1i64), ("b", 2)]).unwrap();
+    sh.remove("b").unwrap();
+    sh.sync().unwrap();
+    sh.sync().unwrap();
+    if !persistent(s, "shelf_sync_then_reopen") {
+        return;
+    }
+    sh.close().unwrap();
+    let sh = shelf_reopen(s, &scratch, OpenOptions::new().flag(Flag::Read));
+    assert_eq!(sh.keys().unwrap(), ["a"]);
+    assert_eq!(sh.get::<i64>("a").unwrap(), Some(1));
+}
+
+/// `s.close()`: every later operation is `Error::Closed`; close and sync
+/// again are no-ops.
+pub fn shelf_close_then_closed<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("k", &1i64).unwrap();
+    sh.close().unwrap();
+    assert!(sh.is_closed());
+    assert!(matches!(sh.get::<i64>("k"), Err(Error::Closed)));
+    assert!(matches!(sh.insert("k", &1i64), Err(Error::Closed)));
+    assert!(matches!(sh.remove("k"), Err(Error::Closed)));
+    assert!(matches!(sh.contains_key("k"), Err(Error::Closed)));
+    assert!(matches!(sh.len(), Err(Error::Closed)));
+    assert!(matches!(sh.keys(), Err(Error::Closed)));
+    assert!(matches!(sh.items::<i64>().map(|_| ()), Err(Error::Closed)));
+    assert!(matches!(sh.clear(), Err(Error::Closed)));
+    assert_eq!(Error::Closed.to_string(), "invalid operation on closed shelf");
+    sh.close().unwrap();
+    sh.sync().unwrap();
+}
+
+/// The context manager: dropping a shelf closes it (and so syncs it).
+pub fn shelf_drop_closes<S: Subject>(s: &S) {
+    let (scratch, mut sh) = shelf_fresh(s);
+    sh.insert("k", &1i64).unwrap();
+    drop(sh);
+    if !persistent(s, "shelf_drop_closes") {
+        return;
+    }
+    let sh = shelf_reopen(s, &scratch, &OpenOptions::new());
+    assert_eq!(sh.get::<i64>("k").unwrap(), Some(1));
+}
+
+/// `writeback=True`: in-place changes are written on sync and on close.
+pub fn shelf_writeback_persists<S: Subject>(s: &S) {
+    let scratch = Scratch::new();
+    let mut sh = s.open_shelf(&scratch.path, OpenOptions::new().writeback(true)).unwrap();
+    sh.insert("xs", &vec![1i64, 2]).unwrap();
+    sh.insert("ys", &vec![1i64]).unwrap();
+    sh.get_mut::<Vec<i64>>("xs").unwrap().unwrap().push(3);
+    assert_eq!(sh.get::<Vec<i64>>("xs").unwrap().unwrap(), [1, 2, 3], "reads see the cached value");
+    assert_eq!(sh.cached_len(), 1);
+    assert!(sh.get_mut::<Vec<i64>>("missing").unwrap().is_none());
+    assert!(matches!(sh.get_mut::<String>("xs"), Err(Error::CacheTypeMismatch { .. })));
+    sh.sync().unwrap();
+    assert_eq!(sh.cached_len(), 0, "sync empties the cache");
+    assert_eq!(sh.get::<Vec<i64>>("xs").unwrap().unwrap(), [1, 2, 3]);
+    sh.get_mut::<Vec<i64>>("ys").unwrap().unwrap().push(9);
+    if !persistent(s, "shelf_writeback_persists (reopen part)") {
+        sh.close().unwrap();
+        return;
+    }
+    sh.close().unwrap();
+    let sh = shelf_reopen(s, &scratch, &OpenOptions::new());
+    assert_eq!(sh.get::<Vec<i64>>("xs").unwrap().unwrap(), [1, 2, 3]);
+    assert_eq!(sh.get::<Vec<i64>>("ys").unwrap().unwrap(), [1, 9], "close writes the cache back");
+}
+
+/// Without writeback, mutating a value read changes nothing stored (the
+/// Python docs' `d['xx'].append(4)` example), and `get_mut` says why.
+pub fn shelf_without_writeback_mutation_is_lost<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("xx", &vec![0i64, 1, 2]).unwrap();
+    let mut xx: Vec<i64> = sh.get("xx").unwrap().unwrap();
+    xx.push(4);
+    assert_eq!(sh.get::<Vec<i64>>("xx").unwrap().unwrap(), [0, 1, 2]);
+    assert!(matches!(sh.get_mut::<Vec<i64>>("xx"), Err(Error::WritebackDisabled { .. })));
+    sh.insert("xx", &xx).unwrap();
+    assert_eq!(sh.get::<Vec<i64>>("xx").unwrap().unwrap(), [0, 1, 2, 4]);
+}
+
+/// Flag `r` on a shelf: reads work, every write is `Error::ReadOnly`.
+pub fn shelf_read_only<S: Subject>(s: &S) {
+    let (scratch, mut sh) = shelf_fresh(s);
+    sh.insert("k", &1i64).unwrap();
+    if !persistent(s, "shelf_read_only") {
+        return;
+    }
+    sh.close().unwrap();
+    let mut sh = shelf_reopen(s, &scratch, OpenOptions::new().flag(Flag::Read).writeback(true));
+    assert_eq!(sh.get::<i64>("k").unwrap(), Some(1));
+    assert!(matches!(sh.insert("k", &2i64), Err(Error::ReadOnly { .. })));
+    assert!(matches!(sh.remove("k"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(sh.remove("missing"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(sh.get_mut::<i64>("k"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(sh.clear(), Err(Error::ReadOnly { .. })));
+    sh.sync().unwrap();
+    sh.close().unwrap();
+}
+
+/// Empty values of several types.
+pub fn shelf_empty_values<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("s", &String::new()).unwrap();
+    sh.insert("v", &Vec::<i64>::new()).unwrap();
+    sh.insert("b", &ByteBuf::new()).unwrap();
+    sh.insert("u", &()).unwrap();
+    assert_eq!(sh.get::<String>("s").unwrap().as_deref(), Some(""));
+    assert_eq!(sh.get::<Vec<i64>>("v").unwrap(), Some(vec![]));
+    assert_eq!(sh.get::<ByteBuf>("b").unwrap(), Some(ByteBuf::new()));
+    assert_eq!(sh.get::<()>("u").unwrap(), Some(()));
+}
+
+/// A 10 MiB value survives a reopen.
+pub fn shelf_large_value<S: Subject>(s: &S) {
+    let (scratch, mut sh) = shelf_fresh(s);
+    let big: ByteBuf = ByteBuf::from((0..10 << 20).map(|i: u32| (i % 251) as u8).collect::<Vec<u8>>());
+    sh.insert("big", &big).unwrap();
+    sh.insert("small", &1i64).unwrap();
+    assert_eq!(sh.get::<ByteBuf>("big").unwrap().as_ref(), Some(&big));
+    if !persistent(s, "shelf_large_value (reopen part)") {
+        return;
+    }
+    sh.close().unwrap();
+    let sh = shelf_reopen(s, &scratch, &OpenOptions::new());
+    assert_eq!(sh.get::<ByteBuf>("big").unwrap().as_ref(), Some(&big));
+    assert_eq!(sh.get::<i64>("small").unwrap(), Some(1));
+}
+
+/// UTF-8 keys work as strings; binary keys through the raw-bytes path.
+pub fn shelf_unicode_and_binary_keys<S: Subject>(s: &S) {
+    let (scratch, mut sh) = shelf_fresh(s);
+    let texts = ["é", "☃", "日本", "", "a\nb", "tab\tquote'\"", "\u{10ffff}"];
+    for (i, k) in texts.iter().enumerate() {
+        sh.insert(k, &(i as i64)).unwrap();
+    }
+    let mut keys = sh.keys().unwrap();
+    keys.sort();
+    let mut expected: Vec<String> = texts.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    sh.insert(&b"\xff\xfe raw"[..], &99i64).unwrap();
+    assert_eq!(sh.get::<i64>(&b"\xff\xfe raw"[..]).unwrap(), Some(99));
+    assert!(matches!(sh.keys(), Err(Error::KeyNotUtf8 { .. })), "a binary key cannot be a String");
+    assert_eq!(sh.keys_raw().unwrap().len(), texts.len() + 1);
+    if !persistent(s, "shelf_unicode_and_binary_keys (reopen part)") {
+        return;
+    }
+    sh.close().unwrap();
+    let sh = shelf_reopen(s, &scratch, &OpenOptions::new());
+    for (i, k) in texts.iter().enumerate() {
+        assert_eq!(sh.get::<i64>(k).unwrap(), Some(i as i64), "key {k:?}");
+    }
+    assert_eq!(sh.get::<i64>(&b"\xff\xfe raw"[..]).unwrap(), Some(99));
+}
+
+/// A shelf records its protocol where the backend keeps metadata; opening
+/// it with another is `OpenError::ProtocolMismatch`.
+pub fn shelf_protocol_mismatch<S: Subject>(s: &S) {
+    let caps = caps_of(s);
+    if !(caps.metadata && caps.persistent) {
+        return skip("shelf_protocol_mismatch", s.name(), "keeps no metadata or does not persist");
+    }
+    let scratch = Scratch::new();
+    let mut sh = s.open_shelf(&scratch.path, OpenOptions::new().protocol(Protocol::Json)).unwrap();
+    sh.insert("k", &1i64).unwrap();
+    sh.close().unwrap();
+    drop(sh);
+    match s.open_shelf(&scratch.path, OpenOptions::new().protocol(Protocol::Bincode)) {
+        Err(OpenError::ProtocolMismatch { stored, requested, .. }) => {
+            assert_eq!((stored.as_str(), requested.as_str()), ("json", "bincode"));
+        }
+        other => panic!("expected ProtocolMismatch, got {:?}", other.map(|_| ())),
+    }
+    let sh = shelf_reopen(s, &scratch, &OpenOptions::new());
+    assert_eq!(sh.protocol(), Protocol::Json, "the recorded protocol is used when none is asked");
+    assert_eq!(sh.get::<i64>("k").unwrap(), Some(1));
+}
+
+/// One shelf holds values of different types; `Value` reads any of them
+/// with a self-describing protocol.
+pub fn shelf_mixed_types_and_dynamic_value<S: Subject>(s: &S) {
+    let scratch = Scratch::new();
+    let mut sh = s.open_shelf(&scratch.path, OpenOptions::new().protocol(Protocol::Json)).unwrap();
+    sh.insert("int", &42i64).unwrap();
+    sh.insert("str", &"text").unwrap();
+    sh.insert("list", &vec![1.5f64, 2.5]).unwrap();
+    sh.insert("map", &BTreeMap::from([("a".to_string(), true)])).unwrap();
+    assert_eq!(sh.get::<i64>("int").unwrap(), Some(42));
+    assert_eq!(sh.get::<String>("str").unwrap().as_deref(), Some("text"));
+    assert!(matches!(sh.get::<i64>("str"), Err(Error::Decode { .. })), "a wrong type is a decode error");
+    assert_eq!(sh.get::<Value>("int").unwrap(), Some(Value::Int(42)));
+    assert_eq!(
+        sh.get::<Value>("list").unwrap(),
+        Some(Value::List(vec![Value::Float(1.5), Value::Float(2.5)]))
+    );
+    assert_eq!(
+        sh.get::<Value>("map").unwrap(),
+        Some(Value::Dict(vec![(Value::Str("a".into()), Value::Bool(true))]))
+    );
+    sh.insert("dyn", &Value::List(vec![Value::None, Value::Str("x".into())])).unwrap();
+    assert_eq!(sh.get::<(Option<i64>, String)>("dyn").unwrap(), Some((None, "x".to_string())));
+}
+
+/// BsdDbShelf's cursor: `first`, `last`, `next`, `previous`,
+/// `set_location`, and prefix iteration, where keys are ordered.
+pub fn shelf_ordered_cursor<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    if !sh.capabilities().unwrap().ordered_keys {
+        assert!(matches!(sh.first::<i64>(), Err(Error::Unsupported { .. })));
+        return skip("shelf_ordered_cursor", s.name(), "keys are not ordered");
+    }
+    assert_eq!(sh.first::<i64>().unwrap(), None);
+    sh.update([("b", 2i64), ("a", 1), ("c", 3), ("ab", 12)]).unwrap();
+    let k = |r: Option<(Vec<u8>, i64)>| r.map(|(k, v)| (String::from_utf8(k).unwrap(), v));
+    assert_eq!(k(sh.first().unwrap()), Some(("a".into(), 1)));
+    assert_eq!(k(sh.last().unwrap()), Some(("c".into(), 3)));
+    assert_eq!(k(sh.next_after("a").unwrap()), Some(("ab".into(), 12)));
+    assert_eq!(k(sh.previous("b").unwrap()), Some(("ab".into(), 12)));
+    assert_eq!(k(sh.previous("a").unwrap()), None);
+    assert_eq!(k(sh.set_location("aa").unwrap()), Some(("ab".into(), 12)));
+    assert_eq!(k(sh.set_location("b").unwrap()), Some(("b".into(), 2)));
+    assert_eq!(k(sh.set_location("d").unwrap()), None);
+    let pre: Vec<_> = sh.prefix::<i64>("a").unwrap().into_iter().map(|(k, v)| (k, v)).collect();
+    assert_eq!(pre, [(b"a".to_vec(), 1), (b"ab".to_vec(), 12)]);
+}
+
+/// `transaction`: all-or-nothing where the backend can, refused where not.
+pub fn shelf_transaction<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("gone", &0i64).unwrap();
+    if !sh.capabilities().unwrap().atomic_batch {
+        let res = sh.transaction(|tx| tx.insert("a", &1i64));
+        assert!(matches!(res, Err(Error::Unsupported { .. })), "{res:?}");
+        assert!(!sh.contains_key("a").unwrap());
+        return skip("shelf_transaction", s.name(), "batches are not atomic");
+    }
+    let n = sh
+        .transaction(|tx| {
+            tx.insert("a", &1i64)?;
+            tx.insert("b", &2i64)?;
+            tx.remove("gone");
+            Ok(tx.len())
+        })
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(sh.get::<i64>("a").unwrap(), Some(1));
+    assert!(!sh.contains_key("gone").unwrap());
+    let failed = sh.transaction(|tx| {
+        tx.insert("c", &3i64)?;
+        tx.remove("a");
+        Err::<(), _>(Error::Timeout { what: "a test".into(), seconds: 0.0 })
+    });
+    assert!(failed.is_err());
+    assert!(!sh.contains_key("c").unwrap(), "nothing of a failed transaction is applied");
+    assert!(sh.contains_key("a").unwrap());
+}
+
+/// Random operation sequences checked against a `BTreeMap`.
+pub fn model_matches_btreemap<S: Subject>(s: &S) {
+    crate::model::run(s);
+}
