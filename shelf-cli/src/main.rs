@@ -1,0 +1,2 @@
+//! The `shelf` command (being written).
+fn main() {}
