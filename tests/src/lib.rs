@@ -14,6 +14,7 @@ use shelf::{BackendOptions, Flag, KvBackend, OpenBackend, OpenError, OpenOptions
 
 pub mod cases;
 pub mod model;
+pub mod python;
 
 /// Something the suite can open: a backend type or a registry name.
 pub trait Subject {
