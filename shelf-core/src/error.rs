@@ -191,6 +191,23 @@ pub enum Error {
         /// What is wrong, with the line or offset where known.
         detail: String,
     },
+    /// A glob pattern that does not parse.
+    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key the backend cannot store (a `dir` key that would escape its
+    /// root, for one).
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key, shown lossily.
+        key: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A wait (for a lock or a key) ran out.
     #[error("timed out after {seconds:.3}s waiting for {what}")]
     Timeout {

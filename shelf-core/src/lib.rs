@@ -18,6 +18,7 @@ mod error;
 mod memory;
 mod pickle;
 mod protocol;
+mod share;
 mod shelf;
 mod value;
 
@@ -28,5 +29,6 @@ pub use backend::{
 pub use error::{BoxError, Error, OpenError};
 pub use memory::{MemoryBackend, range_is_empty};
 pub use protocol::{PickleOptions, Protocol};
+pub use share::{Link, hash_bucket};
 pub use shelf::{Shelf, ShelfOptions, Transaction};
 pub use value::Value;

@@ -182,12 +182,10 @@ impl<B: KvBackend> Shelf<B> {
                 } else {
                     Protocol::Bincode
                 });
-                if caps.metadata {
-                    if !options.read_only {
-                        match backend.set_metadata(PROTOCOL_META, p.name().as_bytes()) {
-                            Ok(()) | Err(Error::ReadOnly { .. }) => {}
-                            Err(e) => return Err(meta_err(e)),
-                        }
+                if caps.metadata && !options.read_only {
+                    match backend.set_metadata(PROTOCOL_META, p.name().as_bytes()) {
+                        Ok(()) | Err(Error::ReadOnly { .. }) => {}
+                        Err(e) => return Err(meta_err(e)),
                     }
                 }
                 p

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 pub use shelf_core::{
     BackendOptions, BatchOp, BoxError, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair,
-    KvRange, MemoryBackend, OpenBackend, OpenError, PickleOptions, Probe, Protocol, Shelf, ShelfOptions,
-    StorageStats, Transaction, Value,
+    KvRange, Link, MemoryBackend, OpenBackend, OpenError, PickleOptions, Probe, Protocol, Shelf,
+    ShelfOptions, StorageStats, Transaction, Value, hash_bucket,
 };
 
 mod registry;
 
-pub use registry::{BackendInfo, backends, find_backend};
+pub use registry::{BackendInfo, OpenFn, backends, find_backend};
 
 /// Every backend name shelf knows, compiled in or not, so a name whose
 /// feature is off gets [`OpenError::BackendDisabled`] rather than "unknown".

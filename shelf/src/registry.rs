@@ -8,6 +8,9 @@ use shelf_core::{BackendOptions, KvBackend, MemoryBackend, OpenBackend, OpenErro
 
 use crate::KNOWN_BACKENDS;
 
+/// A backend's opener, as the registry stores it.
+pub type OpenFn = fn(&Path, &BackendOptions) -> Result<Box<dyn KvBackend>, OpenError>;
+
 /// A compiled-in backend: its name, its probe for `whichdb`, its opener.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -19,7 +22,7 @@ pub struct BackendInfo {
     /// What is at a path, for `whichdb`.
     pub probe: fn(&Path) -> Probe,
     /// Opens the database at a path.
-    pub open: fn(&Path, &BackendOptions) -> Result<Box<dyn KvBackend>, OpenError>,
+    pub open: OpenFn,
 }
 
 fn open_boxed<B: OpenBackend>(

@@ -702,7 +702,7 @@ pub fn shelf_ordered_cursor<S: Subject>(s: &S) {
     assert_eq!(k(sh.set_location("aa").unwrap()), Some(("ab".into(), 12)));
     assert_eq!(k(sh.set_location("b").unwrap()), Some(("b".into(), 2)));
     assert_eq!(k(sh.set_location("d").unwrap()), None);
-    let pre: Vec<_> = sh.prefix::<i64>("a").unwrap().into_iter().map(|(k, v)| (k, v)).collect();
+    let pre = sh.prefix::<i64>("a").unwrap();
     assert_eq!(pre, [(b"a".to_vec(), 1), (b"ab".to_vec(), 12)]);
 }
 
@@ -740,4 +740,96 @@ pub fn shelf_transaction<S: Subject>(s: &S) {
 /// Random operation sequences checked against a `BTreeMap`.
 pub fn model_matches_btreemap<S: Subject>(s: &S) {
     crate::model::run(s);
+}
+
+// ---- pickleshare and mmappickle features, on every shelf ----
+
+/// pickleshare's `keys(globpat)`.
+pub fn shelf_keys_matching<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    for k in ["a", "ab", "b", "paths/are/ok/key", "paths/x", "paths/y.txt"] {
+        sh.insert(k, &1i64).unwrap();
+    }
+    let m = |p: &str| {
+        let mut v = sh.keys_matching(p).unwrap();
+        v.sort();
+        v
+    };
+    assert_eq!(m("a*"), ["a", "ab"]);
+    assert_eq!(m("paths/*"), ["paths/x", "paths/y.txt"], "* does not cross /");
+    assert_eq!(m("paths/**"), ["paths/are/ok/key", "paths/x", "paths/y.txt"]);
+    assert_eq!(m("?"), ["a", "b"]);
+    assert_eq!(m("*.txt"), Vec::<String>::new());
+    assert!(matches!(sh.keys_matching("[unclosed"), Err(Error::InvalidPattern { .. })));
+}
+
+/// pickleshare's `waitget`: present at once, or a timeout naming the key.
+pub fn shelf_wait_get<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    sh.insert("here", &5i64).unwrap();
+    assert_eq!(sh.wait_get::<i64>("here", std::time::Duration::from_millis(1)).unwrap(), 5);
+    let start = std::time::Instant::now();
+    match sh.wait_get::<i64>("never", std::time::Duration::from_millis(60)) {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("never"), "{what}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(start.elapsed() >= std::time::Duration::from_millis(60));
+}
+
+/// pickleshare's `hset`/`hget`/`hdict`/`hcompress`, with a stable hash.
+pub fn shelf_hashed_categories<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    for i in 0..300i64 {
+        sh.hset("cat", &format!("k{i}"), &i).unwrap();
+    }
+    assert!(sh.len().unwrap() <= 256, "300 entries live in at most 256 buckets");
+    assert_eq!(sh.hget::<i64>("cat", "k7", true).unwrap(), Some(7));
+    assert_eq!(sh.hget::<i64>("cat", "missing", true).unwrap(), None);
+    let all = sh.hdict::<i64>("cat").unwrap();
+    assert_eq!(all.len(), 300);
+    assert_eq!(all["k299"], 299);
+    sh.hcompress::<i64>("cat").unwrap();
+    assert_eq!(sh.keys().unwrap(), ["cat/xx"]);
+    assert_eq!(sh.hget::<i64>("cat", "k7", true).unwrap(), None, "fast_only misses compressed entries");
+    assert_eq!(sh.hget::<i64>("cat", "k7", false).unwrap(), Some(7));
+    sh.hset("cat", "k7", &700i64).unwrap();
+    assert_eq!(sh.hdict::<i64>("cat").unwrap()["k7"], 700, "a later hset wins over the compressed bucket");
+    assert_eq!(shelf::hash_bucket("k7"), shelf::hash_bucket("k7"));
+}
+
+/// pickleshare's `getlink`.
+pub fn shelf_link<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    {
+        let mut lnk = sh.link("myobjects/test");
+        lnk.insert("foo", &2i64).unwrap();
+        let first: i64 = lnk.get("foo").unwrap().unwrap();
+        lnk.insert("bar", &(first + 5)).unwrap();
+        assert!(lnk.contains_key("bar").unwrap());
+        let mut keys = lnk.keys().unwrap();
+        keys.sort();
+        assert_eq!(keys, ["bar", "foo"]);
+        lnk.link("deeper").insert("x", &1i64).unwrap();
+        assert!(lnk.remove("foo").unwrap());
+    }
+    assert_eq!(sh.get::<i64>("myobjects/test/bar").unwrap(), Some(7));
+    assert_eq!(sh.get::<i64>("myobjects/test/deeper/x").unwrap(), Some(1));
+    assert!(!sh.contains_key("myobjects/test/foo").unwrap());
+}
+
+/// mmappickle's `commit_number`: grows with every synced change.
+pub fn shelf_commit_number<S: Subject>(s: &S) {
+    let (_scratch, mut sh) = shelf_fresh(s);
+    if !sh.capabilities().unwrap().commit_number {
+        assert!(matches!(sh.commit_number(), Err(Error::Unsupported { .. })));
+        return skip("shelf_commit_number", s.name(), "no commit numbers");
+    }
+    sh.sync().unwrap();
+    let before = sh.commit_number().unwrap();
+    sh.insert("k", &1i64).unwrap();
+    sh.sync().unwrap();
+    let after = sh.commit_number().unwrap();
+    assert!(after > before, "commit number {before} -> {after}");
+    sh.sync().unwrap();
+    assert!(sh.commit_number().unwrap() >= after);
 }

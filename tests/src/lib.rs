@@ -177,6 +177,11 @@ macro_rules! conformance_suite {
                 shelf_mixed_types_and_dynamic_value,
                 shelf_ordered_cursor,
                 shelf_transaction,
+                shelf_keys_matching,
+                shelf_wait_get,
+                shelf_hashed_categories,
+                shelf_link,
+                shelf_commit_number,
                 model_matches_btreemap
             );
         }
