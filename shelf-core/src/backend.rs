@@ -44,6 +44,10 @@ pub struct Capabilities {
     pub check: bool,
     /// [`KvBackend::commit_number`] works.
     pub commit_number: bool,
+    /// Keys must be relative paths: UTF-8, not empty, no empty, `.` or `..`
+    /// components, no NUL, no leading or trailing `/`. Other keys are
+    /// refused with [`Error::InvalidKey`]. False where any bytes are a key.
+    pub path_keys: bool,
 }
 
 impl Capabilities {
@@ -59,6 +63,7 @@ impl Capabilities {
         compact: false,
         check: false,
         commit_number: false,
+        path_keys: false,
     };
 }
 
@@ -232,7 +237,9 @@ impl StorageStats {
 ///
 /// - `get_returns_inserted`: after `insert(k, v)`, `get(k)` MUST return
 ///   exactly `v`, for any bytes `k` (including the empty key) and `v`
-///   (including the empty value).
+///   (including the empty value); where `capabilities().path_keys` is
+///   true, for any relative-path `k`, and any other `k` MUST be refused
+///   with [`Error::InvalidKey`].
 /// - `get_missing_is_none`: `get` of a key never inserted MUST be `Ok(None)`,
 ///   not an error.
 /// - `insert_overwrites`: inserting an existing key MUST replace its value

@@ -19,6 +19,25 @@ const KEYS: &[&[u8]] = &[
     b"line\nbreak\ttab\\slash\r",
 ];
 
+/// Keys for backends whose keys are paths (`Capabilities::path_keys`).
+const PATH_KEYS: &[&[u8]] = &[
+    b"a",
+    "é☃日本".as_bytes(),
+    b"both 'quotes' \"here\"",
+    b"line\nbreak\ttab\\slash\r",
+    b"nested/dir/key",
+    b"x\x7f\xc2\xad",
+];
+
+/// Keys no path-keyed backend may accept.
+const BAD_PATH_KEYS: &[&[u8]] =
+    &[b"", b"/abs", b"../up", b"a/../../b", b"a//b", b"a/", b".", b"nul\0", b"\xff\xfe"];
+
+/// The keys a backend must take, by its capabilities.
+pub fn keys_for(caps: &Capabilities) -> &'static [&'static [u8]] {
+    if caps.path_keys { PATH_KEYS } else { KEYS }
+}
+
 fn open_fresh<S: Subject>(s: &S) -> (Scratch, S::B) {
     let scratch = Scratch::new();
     let b = s
@@ -49,7 +68,15 @@ fn contents(b: &impl KvBackend) -> BTreeMap<Vec<u8>, Vec<u8>> {
 /// Contract `get_returns_inserted`.
 pub fn get_returns_inserted<S: Subject>(s: &S) {
     let (_scratch, mut b) = open_fresh(s);
-    for (i, k) in KEYS.iter().enumerate() {
+    let caps = b.capabilities();
+    if caps.path_keys {
+        for k in BAD_PATH_KEYS {
+            let res = b.insert(k, b"v");
+            assert!(matches!(res, Err(Error::InvalidKey { .. })), "key {k:?}: {res:?}");
+            assert!(matches!(b.get(k), Ok(None) | Err(Error::InvalidKey { .. })), "key {k:?}");
+        }
+    }
+    for (i, k) in keys_for(&caps).iter().enumerate() {
         // i = 0 stores the empty value.
         let v = vec![i as u8; i * 100];
         b.insert(k, &v).unwrap();
@@ -95,22 +122,24 @@ pub fn remove_reports_presence<S: Subject>(s: &S) {
 /// Contract `contains_matches_get`.
 pub fn contains_matches_get<S: Subject>(s: &S) {
     let (_scratch, mut b) = open_fresh(s);
-    for k in KEYS {
+    let keys = keys_for(&b.capabilities());
+    for k in keys {
         assert!(!b.contains(k).unwrap());
         b.insert(k, b"").unwrap();
         assert!(b.contains(k).unwrap(), "key {k:?}");
         assert_eq!(b.contains(k).unwrap(), b.get(k).unwrap().is_some());
     }
-    b.remove(KEYS[0]).unwrap();
-    assert!(!b.contains(KEYS[0]).unwrap());
+    b.remove(keys[0]).unwrap();
+    assert!(!b.contains(keys[0]).unwrap());
 }
 
 /// Contract `len_counts_keys`.
 pub fn len_counts_keys<S: Subject>(s: &S) {
     let (_scratch, mut b) = open_fresh(s);
+    let keys = keys_for(&b.capabilities());
     assert_eq!(b.len().unwrap(), 0);
     assert!(b.is_empty().unwrap());
-    for (i, k) in KEYS.iter().enumerate() {
+    for (i, k) in keys.iter().enumerate() {
         b.insert(k, b"v").unwrap();
         b.insert(k, b"again").unwrap();
         assert_eq!(b.len().unwrap(), i + 1);
@@ -121,13 +150,14 @@ pub fn len_counts_keys<S: Subject>(s: &S) {
 /// Contract `keys_and_iter_agree`.
 pub fn keys_and_iter_agree<S: Subject>(s: &S) {
     let (_scratch, mut b) = open_fresh(s);
+    let keys = keys_for(&b.capabilities());
     let mut expected = BTreeMap::new();
-    for (i, k) in KEYS.iter().enumerate() {
+    for (i, k) in keys.iter().enumerate() {
         b.insert(k, &[i as u8]).unwrap();
         expected.insert(k.to_vec(), vec![i as u8]);
     }
-    b.insert(KEYS[0], b"changed").unwrap();
-    expected.insert(KEYS[0].to_vec(), b"changed".to_vec());
+    b.insert(keys[0], b"changed").unwrap();
+    expected.insert(keys[0].to_vec(), b"changed".to_vec());
     let keys = b.keys().unwrap();
     assert_eq!(keys.len(), expected.len(), "keys yields each key once");
     assert_eq!(sorted(keys.clone()), expected.keys().cloned().collect::<Vec<_>>());
@@ -140,13 +170,14 @@ pub fn keys_and_iter_agree<S: Subject>(s: &S) {
 /// Contract `flush_makes_durable`.
 pub fn flush_makes_durable<S: Subject>(s: &S) {
     let (scratch, mut b) = open_fresh(s);
+    let keys = keys_for(&b.capabilities());
     if !b.capabilities().persistent {
         return skip("flush_makes_durable", s.name(), "not persistent");
     }
-    for (i, k) in KEYS.iter().enumerate() {
+    for (i, k) in keys.iter().enumerate() {
         b.insert(k, &vec![i as u8; 600 * i]).unwrap();
     }
-    b.remove(KEYS[1]).unwrap();
+    b.remove(keys[1]).unwrap();
     b.flush().unwrap();
     let before = contents(&b);
     b.close().unwrap();
@@ -611,7 +642,12 @@ pub fn shelf_large_value<S: Subject>(s: &S) {
 /// UTF-8 keys work as strings; binary keys through the raw-bytes path.
 pub fn shelf_unicode_and_binary_keys<S: Subject>(s: &S) {
     let (scratch, mut sh) = shelf_fresh(s);
-    let texts = ["é", "☃", "日本", "", "a\nb", "tab\tquote'\"", "\u{10ffff}"];
+    let path_keys = sh.capabilities().unwrap().path_keys;
+    let texts: &[&str] = if path_keys {
+        &["é", "☃", "日本", "a\nb", "tab\tquote'\"", "\u{10ffff}", "dir/sub/key"]
+    } else {
+        &["é", "☃", "日本", "", "a\nb", "tab\tquote'\"", "\u{10ffff}"]
+    };
     for (i, k) in texts.iter().enumerate() {
         sh.insert(k, &(i as i64)).unwrap();
     }
@@ -620,6 +656,12 @@ pub fn shelf_unicode_and_binary_keys<S: Subject>(s: &S) {
     let mut expected: Vec<String> = texts.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(keys, expected);
+    if path_keys {
+        let res = sh.insert(&b"\xff\xfe raw"[..], &99i64);
+        assert!(matches!(res, Err(Error::InvalidKey { .. })), "a binary key is no path: {res:?}");
+        skip("shelf_unicode_and_binary_keys (binary part)", s.name(), "keys are paths");
+        return;
+    }
     sh.insert(&b"\xff\xfe raw"[..], &99i64).unwrap();
     assert_eq!(sh.get::<i64>(&b"\xff\xfe raw"[..]).unwrap(), Some(99));
     assert!(matches!(sh.keys(), Err(Error::KeyNotUtf8 { .. })), "a binary key cannot be a String");

@@ -27,6 +27,10 @@ pub enum Op {
 const KEYS: &[&[u8]] =
     &[b"", b"a", b"b", b"\x00", b"\xff\xfe", "日本".as_bytes(), b"long key long key", b"'\""];
 
+/// The same size of key space for backends whose keys are paths.
+const PATH_KEYS: &[&[u8]] =
+    &[b"z", b"a", b"b", b"d/x", b"d/y", "日本".as_bytes(), b"long key long key", b"'\""];
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..KEYS.len(), proptest::collection::vec(any::<u8>(), 0..1200)).prop_map(|(k, v)| Op::Insert(k, v)),
@@ -56,17 +60,19 @@ fn check<S: Subject>(s: &S, ops: &[Op]) -> Result<(), TestCaseError> {
         o
     };
     let mut shelf = s.open_shelf(&scratch.path, &options).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let persistent = shelf.capabilities().map_err(fail)?.persistent;
+    let caps = shelf.capabilities().map_err(fail)?;
+    let persistent = caps.persistent;
+    let keys = if caps.path_keys { PATH_KEYS } else { KEYS };
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for op in ops {
         match op {
             Op::Insert(k, v) => {
-                shelf.insert(KEYS[*k], v).map_err(fail)?;
-                model.insert(KEYS[*k].to_vec(), v.clone());
+                shelf.insert(keys[*k], v).map_err(fail)?;
+                model.insert(keys[*k].to_vec(), v.clone());
             }
             Op::Remove(k) => {
-                let was = shelf.remove(KEYS[*k]).map_err(fail)?;
-                prop_assert_eq!(was, model.remove(KEYS[*k]).is_some());
+                let was = shelf.remove(keys[*k]).map_err(fail)?;
+                prop_assert_eq!(was, model.remove(keys[*k]).is_some());
             }
             Op::Sync => shelf.sync().map_err(fail)?,
             Op::Reopen if persistent => {
