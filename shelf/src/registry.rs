@@ -36,8 +36,11 @@ const fn entry<B: OpenBackend>(description: &'static str) -> BackendInfo {
     BackendInfo { name: B::NAME, description, probe: B::probe, open: open_boxed::<B> }
 }
 
-static BACKENDS: &[BackendInfo] =
-    &[entry::<MemoryBackend>("in-memory map, gone on close (Python's Shelf(dict))")];
+static BACKENDS: &[BackendInfo] = &[
+    #[cfg(feature = "dir")]
+    entry::<backend_dir::DirBackend>("a directory of one file per key, compatible with Python's pickleshare"),
+    entry::<MemoryBackend>("in-memory map, gone on close (Python's Shelf(dict))"),
+];
 
 /// The compiled-in backends, in order of preference for new databases.
 pub fn backends() -> &'static [BackendInfo] {

@@ -1,8 +1,11 @@
 //! The conformance suite, run for every backend in the workspace: through
 //! its static type, and through the registry as `Box<dyn KvBackend>`.
 
+use backend_dir::DirBackend;
 use shelf::MemoryBackend;
 use shelf_tests::{Dynamic, Static, conformance_suite};
 
 conformance_suite!(memory, Static::<MemoryBackend>::new());
 conformance_suite!(memory_dyn, Dynamic("memory"));
+conformance_suite!(dir, Static::<DirBackend>::new());
+conformance_suite!(dir_dyn, Dynamic("dir"));
