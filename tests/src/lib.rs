@@ -13,6 +13,7 @@ use std::path::Path;
 use shelf::{BackendOptions, Flag, KvBackend, OpenBackend, OpenError, OpenOptions, Shelf};
 
 pub mod cases;
+pub mod crash;
 pub mod model;
 pub mod python;
 

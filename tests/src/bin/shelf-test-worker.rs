@@ -7,7 +7,11 @@
 //!   writes; fails on any torn value;
 //! - `write-later BACKEND PATH KEY VALUE DELAY_MS`: sleeps, then writes one
 //!   key (for `wait_get`);
-//! - `hset BACKEND PATH CATEGORY N`: `hset`s N entries `kI = I`.
+//! - `hset BACKEND PATH CATEGORY N`: `hset`s N entries `kI = I`;
+//! - `crash-writer BACKEND PATH ROUND BATCHES KEYS`: writes BATCHES batches
+//!   of KEYS keys (`rR-bB-kI`, values from [`shelf_tests::crash::value`]),
+//!   calling `sync()` after each and printing `synced B` once it returns,
+//!   until killed.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,6 +73,10 @@ fn run(args: &[String]) -> Result<(), String> {
                 db.hset(&category, &format!("k{i}"), &(i as i64)).map_err(|e| e.to_string())?;
             }
             db.close().map_err(|e| e.to_string())
+        }
+        "crash-writer" => {
+            let (backend, path, round, batches, keys) = (arg(1)?, arg(2)?, num(3)?, num(4)?, num(5)?);
+            shelf_tests::crash::write_batches(&backend, &path, round, batches, keys)
         }
         other => Err(format!("unknown command {other:?}")),
     }
