@@ -47,10 +47,10 @@ fn run(args: &[String]) -> Result<(), String> {
                 db.insert(format!("p{id}/k{i}"), &tagged(tag, LEN)).map_err(|e| e.to_string())?;
                 db.insert(format!("shared/k{}", i % 10), &tagged(tag, LEN)).map_err(|e| e.to_string())?;
                 let other = format!("shared/k{}", (i + 5) % 10);
-                if let Some(v) = db.get::<ByteBuf>(&other).map_err(|e| e.to_string())? {
-                    if !is_whole(&v, LEN) {
-                        return Err(format!("torn value read at {other}: {} bytes", v.len()));
-                    }
+                if let Some(v) = db.get::<ByteBuf>(&other).map_err(|e| e.to_string())?
+                    && !is_whole(&v, LEN)
+                {
+                    return Err(format!("torn value read at {other}: {} bytes", v.len()));
                 }
             }
             db.close().map_err(|e| e.to_string())
