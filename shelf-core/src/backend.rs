@@ -158,6 +158,69 @@ impl BackendOptions {
     }
 }
 
+/// A stored value handed out without copying where the backend can: a
+/// shared slice of a memory map, kept alive by reference counting, or an
+/// owned buffer elsewhere. Derefs to `[u8]`.
+#[derive(Clone)]
+pub struct SharedBytes {
+    owner: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedBytes {
+    /// `owner.as_ref()[start..end]`, without copying.
+    ///
+    /// # Errors
+    /// When the range is not within the owner's bytes (returned as the
+    /// owner's length, for the caller's message).
+    pub fn slice_of(
+        owner: std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>,
+        start: usize,
+        end: usize,
+    ) -> Result<Self, usize> {
+        let len = (*owner).as_ref().len();
+        if start <= end && end <= len { Ok(SharedBytes { owner, start, end }) } else { Err(len) }
+    }
+
+    /// Whether the bytes are shared with their owner (not a private copy).
+    pub fn is_shared(&self) -> bool {
+        std::sync::Arc::strong_count(&self.owner) > 1
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(v: Vec<u8>) -> Self {
+        let end = v.len();
+        SharedBytes { owner: std::sync::Arc::new(v), start: 0, end }
+    }
+}
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &(*self.owner).as_ref()[self.start..self.end]
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBytes").field("len", &(self.end - self.start)).finish()
+    }
+}
+
+impl PartialEq for SharedBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
 /// What a backend's probe found at a path (for `whichdb`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -359,6 +422,13 @@ pub trait KvBackend: Send {
     fn stats(&self) -> Result<StorageStats, Error> {
         Ok(StorageStats::default())
     }
+
+    /// The value of `key` without copying it, where the backend can (the
+    /// dumb backend hands out slices of its memory-mapped data file); a
+    /// copy elsewhere.
+    fn get_shared(&self, key: &[u8]) -> Result<Option<SharedBytes>, Error> {
+        Ok(self.get(key)?.map(SharedBytes::from))
+    }
 }
 
 /// A backend that can be opened by path: what the facade's registry and
@@ -439,5 +509,8 @@ impl<B: KvBackend + ?Sized> KvBackend for Box<B> {
     }
     fn stats(&self) -> Result<StorageStats, Error> {
         (**self).stats()
+    }
+    fn get_shared(&self, key: &[u8]) -> Result<Option<SharedBytes>, Error> {
+        (**self).get_shared(key)
     }
 }

@@ -24,7 +24,7 @@ mod value;
 
 pub use backend::{
     BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange,
-    OpenBackend, Probe, StorageStats,
+    OpenBackend, Probe, SharedBytes, StorageStats,
 };
 pub use error::{BoxError, Error, OpenError};
 pub use memory::{MemoryBackend, range_is_empty};

@@ -310,6 +310,20 @@ impl<B: KvBackend> Shelf<B> {
         self.current_bytes(key.as_ref())
     }
 
+    /// The stored bytes of `key` without copying them where the backend can
+    /// (mmappickle's memory-mapped values; the dumb backend maps its data
+    /// file), undecoded. A value in the writeback cache is encoded afresh.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn get_shared(&self, key: impl AsRef<[u8]>) -> Result<Option<crate::SharedBytes>, Error> {
+        let key = key.as_ref();
+        if self.cache.contains_key(key) {
+            return Ok(self.current_bytes(key)?.map(crate::SharedBytes::from));
+        }
+        self.backend()?.get_shared(key)
+    }
+
     /// A mutable reference to the value of `key`, cached and written back on
     /// [`sync`](Self::sync) or [`close`](Self::close). Needs writeback.
     ///

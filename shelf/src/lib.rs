@@ -5,7 +5,7 @@ use std::time::Duration;
 
 pub use shelf_core::{
     BackendOptions, BatchOp, BoxError, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair,
-    KvRange, Link, MemoryBackend, OpenBackend, OpenError, PickleOptions, Probe, Protocol, Shelf,
+    KvRange, Link, MemoryBackend, OpenBackend, OpenError, PickleOptions, Probe, Protocol, SharedBytes, Shelf,
     ShelfOptions, StorageStats, Transaction, Value, hash_bucket,
 };
 
