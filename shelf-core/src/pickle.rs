@@ -1,9 +1,17 @@
-//! The pickle protocol, on serde-pickle: conversions between its value
-//! model and ours, so Python types survive a round trip.
+//! The pickle protocol: our own codec for [`Value`] ([`decode`](self::decode)
+//! and [`encode`](self::encode)), serde-pickle for typed values.
+//!
+//! serde-pickle's value model has no `bytearray` and cannot name a global it
+//! refused, so the dynamic path does not go through it: the decoder is a
+//! pickle VM modelled on CPython's `Lib/pickle.py` `_Unpickler`, the encoder
+//! writes what CPython's `pickle.dumps(v, 2 or 3)` writes.
+
+mod decode;
+mod encode;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_pickle::{DeOptions, HashableValue, SerOptions, Value as PValue};
+use serde_pickle::{DeOptions, SerOptions};
 
 use crate::error::BoxError;
 use crate::protocol::PickleOptions;
@@ -21,71 +29,41 @@ fn de_options(o: &PickleOptions) -> DeOptions {
     if o.placeholder_globals { d.replace_unresolved_globals() } else { d }
 }
 
+fn decode_options(o: &PickleOptions) -> decode::DecodeOptions {
+    decode::DecodeOptions { placeholder_globals: o.placeholder_globals }
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T, o: &PickleOptions) -> Result<Vec<u8>, BoxError> {
     Ok(serde_pickle::to_vec(value, ser_options(o))?)
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], o: &PickleOptions) -> Result<T, BoxError> {
-    Ok(serde_pickle::from_slice(bytes, de_options(o))?)
+    match serde_pickle::from_slice(bytes, de_options(o)) {
+        Ok(v) => Ok(v),
+        Err(e) if refused_global(&e) => {
+            // serde-pickle cannot say which global it refused; our decoder can.
+            match decode::decode(bytes, decode_options(o)) {
+                Err(ours @ decode::DecodeError::Global { .. }) => Err(ours.into()),
+                _ => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn refused_global(e: &serde_pickle::Error) -> bool {
+    use serde_pickle::{Error, ErrorCode};
+    matches!(
+        e,
+        Error::Eval(ErrorCode::UnresolvedGlobal | ErrorCode::UnsupportedGlobal(..), _)
+            | Error::Syntax(ErrorCode::UnresolvedGlobal | ErrorCode::UnsupportedGlobal(..))
+    )
 }
 
 pub(crate) fn encode_value(value: &Value, o: &PickleOptions) -> Result<Vec<u8>, BoxError> {
-    Ok(serde_pickle::value_to_vec(&to_pickle(value)?, ser_options(o))?)
+    Ok(encode::encode(value, o.version)?)
 }
 
 pub(crate) fn decode_value(bytes: &[u8], o: &PickleOptions) -> Result<Value, BoxError> {
-    Ok(from_pickle(serde_pickle::value_from_slice(bytes, de_options(o))?))
-}
-
-fn to_pickle(v: &Value) -> Result<PValue, BoxError> {
-    Ok(match v {
-        Value::None => PValue::None,
-        Value::Bool(b) => PValue::Bool(*b),
-        Value::Int(i) => PValue::I64(*i),
-        Value::BigInt(b) => PValue::Int(b.clone()),
-        Value::Float(f) => PValue::F64(*f),
-        Value::Str(s) => PValue::String(s.clone()),
-        Value::Bytes(b) | Value::ByteArray(b) => PValue::Bytes(b.clone()),
-        Value::List(items) => PValue::List(items.iter().map(to_pickle).collect::<Result<_, _>>()?),
-        Value::Tuple(items) => PValue::Tuple(items.iter().map(to_pickle).collect::<Result<_, _>>()?),
-        Value::Set(items) => PValue::Set(hashables(items)?),
-        Value::FrozenSet(items) => PValue::FrozenSet(hashables(items)?),
-        Value::Dict(pairs) => PValue::Dict(
-            pairs
-                .iter()
-                .map(|(k, v)| Ok((to_pickle(k)?.into_hashable()?, to_pickle(v)?)))
-                .collect::<Result<_, BoxError>>()?,
-        ),
-        Value::Global { name, .. } => {
-            return Err(format!("cannot pickle the placeholder of global {name}").into());
-        }
-    })
-}
-
-fn hashables(items: &[Value]) -> Result<std::collections::BTreeSet<HashableValue>, BoxError> {
-    items.iter().map(|i| Ok(to_pickle(i)?.into_hashable()?)).collect()
-}
-
-fn from_pickle(v: PValue) -> Value {
-    match v {
-        PValue::None => Value::None,
-        PValue::Bool(b) => Value::Bool(b),
-        PValue::I64(i) => Value::Int(i),
-        PValue::Int(b) => match i64::try_from(&b) {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::BigInt(b),
-        },
-        PValue::F64(f) => Value::Float(f),
-        PValue::Bytes(b) => Value::Bytes(b),
-        PValue::String(s) => Value::Str(s),
-        PValue::List(items) => Value::List(items.into_iter().map(from_pickle).collect()),
-        PValue::Tuple(items) => Value::Tuple(items.into_iter().map(from_pickle).collect()),
-        PValue::Set(items) => Value::Set(items.into_iter().map(|h| from_pickle(h.into_value())).collect()),
-        PValue::FrozenSet(items) => {
-            Value::FrozenSet(items.into_iter().map(|h| from_pickle(h.into_value())).collect())
-        }
-        PValue::Dict(pairs) => Value::Dict(
-            pairs.into_iter().map(|(k, v)| (from_pickle(k.into_value()), from_pickle(v))).collect(),
-        ),
-    }
+    Ok(decode::decode(bytes, decode_options(o))?)
 }

@@ -1,0 +1,1406 @@
+//! The unpickler: a small pickle virtual machine over a byte slice that
+//! builds [`Value`]s directly.
+//!
+//! It mirrors CPython's `Lib/pickle.py` `_Unpickler`: one `load_*` method per
+//! opcode, a `stack` with a `metastack` for marks and a `memo`. Objects live
+//! in an arena (`heap`) and the stack holds references to them, so mutating
+//! opcodes (`APPEND`, `SETITEM`, `ADDITEMS`, `BUILD`) act on the shared object
+//! as CPython's do, and memo references cost nothing until the end. The
+//! result is then copied out of the arena into a [`Value`] tree: shared
+//! references become copies (within a budget), and a structure that contains
+//! itself is an error because a tree cannot hold it.
+//!
+//! Nothing is ever imported or called: `GLOBAL` and `STACK_GLOBAL` resolve a
+//! short list of builtins by name ([`Builtin`]); any other global is an error
+//! that names it, or a [`Value::Global`] placeholder when asked for.
+//!
+//! Python 2 `str` (`STRING`, `BINSTRING`, `SHORT_BINSTRING`) decodes to
+//! [`Value::Str`] when it is valid UTF-8 and to [`Value::Bytes`] otherwise.
+//! CPython 3 reads these with `encoding='ASCII'` by default and fails on any
+//! other byte; shelve users pass `'latin1'` or `'bytes'`. UTF-8-or-bytes
+//! keeps the text of a Python 2 shelf as text without ever guessing a
+//! Latin-1 reading of binary data.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+
+use num_bigint::BigInt;
+
+use crate::value::Value;
+
+/// The deepest nesting decoded (and encoded). CPython cannot pickle deeper
+/// values either: its pickler recurses and stops at the recursion limit,
+/// 1000 by default.
+pub(crate) const MAX_DEPTH: usize = 1000;
+
+/// The highest pickle protocol this decoder reads (CPython's
+/// `pickle.HIGHEST_PROTOCOL`).
+const HIGHEST_PROTOCOL: u8 = 5;
+
+/// CPython 3.11's limit on the digits of a decimal integer parsed from text
+/// (`sys.int_info.str_digits_check_threshold`): parsing is quadratic.
+const MAX_DECIMAL_DIGITS: usize = 4300;
+
+/// Why a pickle could not be decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DecodeError {
+    /// A global that is not one of the safe builtins, with
+    /// `placeholder_globals` off.
+    Global {
+        /// `module.name` as the pickle spells it.
+        name: String,
+        /// Offset of the opcode.
+        pos: usize,
+    },
+    /// Anything else.
+    Invalid {
+        /// What is wrong.
+        msg: String,
+        /// Offset of the opcode.
+        pos: usize,
+    },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Global { name, pos } => write!(
+                f,
+                "pickle refers to global {name} (at byte {pos}); only builtin types are decoded \
+                 (PickleOptions::placeholder_globals decodes others to Value::Global)"
+            ),
+            DecodeError::Invalid { msg, pos } => write!(f, "invalid pickle at byte {pos}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decoding options, from [`PickleOptions`](crate::PickleOptions).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DecodeOptions {
+    /// Decode unknown globals to [`Value::Global`] instead of failing.
+    pub placeholder_globals: bool,
+}
+
+/// Decodes one pickle. Bytes after `STOP` are ignored, as `pickle.loads` does.
+pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value, DecodeError> {
+    let mut vm = Vm::new(input, options);
+    let item = vm.run().map_err(|msg| vm.error_at(msg))?;
+    vm.materialize(item, 0).map_err(|msg| vm.error_at(msg))
+}
+
+/// A value on the stack: small scalars inline, everything else in the heap.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Obj(usize),
+}
+
+/// The builtins a pickle may name; they are matched by name, never looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builtin {
+    Set,
+    FrozenSet,
+    ByteArray,
+    Bytes,
+    List,
+    Tuple,
+    Dict,
+    Int,
+    Float,
+    Str,
+    Bool,
+    Object,
+    /// `_codecs.encode`, which CPython 3 uses to pickle `bytes` in protocols
+    /// 0 to 2 (`Pickler.save_bytes`).
+    CodecsEncode,
+    /// `copyreg._reconstructor`, which protocols 0 and 1 use for instances of
+    /// subclasses of builtins (`copyreg._reduce_ex`).
+    Reconstructor,
+}
+
+/// A set or frozenset: materialized elements, deduplicated with Python's
+/// equality.
+#[derive(Debug, Default)]
+struct KeySet {
+    items: Vec<Value>,
+    index: HashSet<HashKey>,
+}
+
+impl KeySet {
+    fn insert(&mut self, value: Value, key: HashKey) {
+        if self.index.insert(key) {
+            self.items.push(value);
+        }
+    }
+}
+
+/// A dict: materialized keys (they are immutable), values by reference.
+#[derive(Debug, Default)]
+struct Dict {
+    pairs: Vec<(Value, Item)>,
+    index: HashMap<HashKey, usize>,
+}
+
+impl Dict {
+    /// `d[key] = value`: an equal key keeps its place and its first object.
+    fn insert(&mut self, key: Value, hash: HashKey, value: Item) {
+        match self.index.get(&hash) {
+            Some(&i) => self.pairs[i].1 = value,
+            None => {
+                self.index.insert(hash, self.pairs.len());
+                self.pairs.push((key, value));
+            }
+        }
+    }
+}
+
+/// An object in the arena.
+#[derive(Debug)]
+enum Obj {
+    /// An immutable value already in its final form (`str`, `bytes`, big
+    /// `int`, or a copy made for a set element).
+    Frozen(Value),
+    ByteArray(Vec<u8>),
+    List(Vec<Item>),
+    Tuple(Vec<Item>),
+    Dict(Dict),
+    Set(KeySet),
+    FrozenSet(KeySet),
+    /// A safe builtin, named as the pickle named it.
+    Callable(Builtin, String),
+    /// A global that was not resolved, or an object made by calling one.
+    Global { name: String, args: Option<Item> },
+}
+
+impl Obj {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Obj::Frozen(v) => v.type_name(),
+            Obj::ByteArray(_) => "bytearray",
+            Obj::List(_) => "list",
+            Obj::Tuple(_) => "tuple",
+            Obj::Dict(_) => "dict",
+            Obj::Set(_) => "set",
+            Obj::FrozenSet(_) => "frozenset",
+            Obj::Callable(..) => "type",
+            Obj::Global { .. } => "object",
+        }
+    }
+}
+
+/// A dict key or set element in a form that is `Eq + Hash` with Python's
+/// equality: `1 == 1.0 == True`, `-0.0 == 0.0`, `frozenset` ignores order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum HashKey {
+    None,
+    Int(i64),
+    BigInt(BigInt),
+    Float(u64),
+    /// NaN and placeholder objects equal nothing but themselves.
+    Unique(usize),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<HashKey>),
+    FrozenSet(BTreeSet<HashKey>),
+}
+
+type Step<T> = Result<T, String>;
+
+struct Vm<'a> {
+    input: &'a [u8],
+    pos: usize,
+    /// Offset of the opcode being run, for error messages.
+    op_pos: usize,
+    stack: Vec<Item>,
+    metastack: Vec<Vec<Item>>,
+    memo: HashMap<u64, Item>,
+    heap: Vec<Obj>,
+    options: DecodeOptions,
+    /// Units of output (one per value, one per 8 bytes of text) that may
+    /// still be produced: shared references are copied out, and without a
+    /// bound a few hundred bytes of pickle could ask for exabytes.
+    budget: usize,
+    /// Objects being copied out, to catch a structure that contains itself.
+    active: HashSet<usize>,
+    unique: usize,
+}
+
+fn truncated() -> String {
+    "pickle data was truncated".to_owned()
+}
+
+impl<'a> Vm<'a> {
+    fn new(input: &'a [u8], options: DecodeOptions) -> Self {
+        Vm {
+            input,
+            pos: 0,
+            op_pos: 0,
+            stack: Vec::new(),
+            metastack: Vec::new(),
+            memo: HashMap::new(),
+            heap: Vec::new(),
+            options,
+            budget: input.len().saturating_mul(8).saturating_add(1 << 22),
+            active: HashSet::new(),
+            unique: 0,
+        }
+    }
+
+    // ---- reading (`_Unpickler.read`, `readline`) ----
+
+    fn read(&mut self, n: usize) -> Step<&'a [u8]> {
+        // Checked against the input before anything is allocated.
+        if n > self.input.len() - self.pos {
+            return Err(truncated());
+        }
+        let s = &self.input[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn read_array<const N: usize>(&mut self) -> Step<[u8; N]> {
+        let s = self.read(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn read_u8(&mut self) -> Step<u8> {
+        Ok(self.read(1)?[0])
+    }
+
+    fn read_u32(&mut self) -> Step<u32> {
+        Ok(u32::from_le_bytes(self.read_array()?))
+    }
+
+    fn read_i32(&mut self) -> Step<i32> {
+        Ok(i32::from_le_bytes(self.read_array()?))
+    }
+
+    fn read_len8(&mut self) -> Step<usize> {
+        let n = u64::from_le_bytes(self.read_array()?);
+        usize::try_from(n).map_err(|_| format!("length {n} is larger than the address space"))
+    }
+
+    /// A line without its `\n`; the line must end in one.
+    fn readline(&mut self) -> Step<&'a [u8]> {
+        let rest = &self.input[self.pos..];
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(truncated)?;
+        self.pos += n + 1;
+        Ok(&rest[..n])
+    }
+
+    // ---- the stack (`_Unpickler.pop_mark`) ----
+
+    fn push(&mut self, item: Item) {
+        self.stack.push(item);
+    }
+
+    fn push_obj(&mut self, obj: Obj) -> Item {
+        self.heap.push(obj);
+        let item = Item::Obj(self.heap.len() - 1);
+        self.push(item);
+        item
+    }
+
+    fn new_obj(&mut self, obj: Obj) -> Item {
+        self.heap.push(obj);
+        Item::Obj(self.heap.len() - 1)
+    }
+
+    fn pop(&mut self) -> Step<Item> {
+        self.stack.pop().ok_or_else(|| "stack underflow".to_owned())
+    }
+
+    fn top(&self) -> Step<Item> {
+        self.stack.last().copied().ok_or_else(|| "stack underflow".to_owned())
+    }
+
+    fn pop_mark(&mut self) -> Step<Vec<Item>> {
+        let outer = self.metastack.pop().ok_or_else(|| "could not find MARK".to_owned())?;
+        Ok(std::mem::replace(&mut self.stack, outer))
+    }
+
+    fn obj(&self, item: Item) -> Option<&Obj> {
+        match item {
+            Item::Obj(i) => Some(&self.heap[i]),
+            _ => None,
+        }
+    }
+
+    fn type_name(&self, item: Item) -> &'static str {
+        match item {
+            Item::None => "NoneType",
+            Item::Bool(_) => "bool",
+            Item::Int(_) => "int",
+            Item::Float(_) => "float",
+            Item::Obj(i) => self.heap[i].type_name(),
+        }
+    }
+
+    fn str_of(&self, item: Item) -> Option<&str> {
+        match self.obj(item) {
+            Some(Obj::Frozen(Value::Str(s))) => Some(s),
+            _ => None,
+        }
+    }
+
+    // ---- the loop (`_Unpickler.load`) ----
+
+    fn run(&mut self) -> Step<Item> {
+        loop {
+            self.op_pos = self.pos;
+            let op = self.read(1).map_err(|_| "pickle data was truncated (no STOP opcode)".to_owned())?[0];
+            match op {
+                b'(' => {
+                    // MARK
+                    let stack = std::mem::take(&mut self.stack);
+                    self.metastack.push(stack);
+                }
+                b'.' => return self.pop(), // STOP
+                b'0' => {
+                    // POP: an empty stack pops a mark instead (`load_pop`)
+                    if self.stack.pop().is_none() {
+                        self.pop_mark()?;
+                    }
+                }
+                b'1' => {
+                    self.pop_mark()?; // POP_MARK
+                }
+                b'2' => {
+                    let top = self.top()?; // DUP
+                    self.push(top);
+                }
+                b'F' => {
+                    let line = self.readline()?;
+                    let f = parse_float(line).ok_or_else(|| "could not convert FLOAT argument".to_owned())?;
+                    self.push(Item::Float(f));
+                }
+                b'I' => {
+                    // INT: `I01\n` and `I00\n` are protocol 0's True and False (`load_int`)
+                    let line = self.readline()?;
+                    match line {
+                        b"00" => self.push(Item::Bool(false)),
+                        b"01" => self.push(Item::Bool(true)),
+                        _ => {
+                            let v = parse_int(line)?;
+                            self.push_int(v);
+                        }
+                    }
+                }
+                b'J' => {
+                    let v = self.read_i32()?;
+                    self.push(Item::Int(v.into()));
+                }
+                b'K' => {
+                    let v = self.read_u8()?;
+                    self.push(Item::Int(v.into()));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.read_array()?);
+                    self.push(Item::Int(v.into()));
+                }
+                b'L' => {
+                    // LONG: `L123L\n`, the trailing L optional (`load_long`)
+                    let mut line = self.readline()?;
+                    if let Some(rest) = line.strip_suffix(b"L") {
+                        line = rest;
+                    }
+                    let v = parse_int(line)?;
+                    self.push_int(v);
+                }
+                0x8a => {
+                    let n = self.read_u8()?;
+                    let data = self.read(n.into())?;
+                    self.push_int(BigInt::from_signed_bytes_le(data));
+                }
+                0x8b => {
+                    let n = self.read_i32()?;
+                    let n = usize::try_from(n).map_err(|_| "LONG pickle has negative byte count".to_owned())?;
+                    let data = self.read(n)?;
+                    self.push_int(BigInt::from_signed_bytes_le(data));
+                }
+                b'N' => self.push(Item::None),
+                0x88 => self.push(Item::Bool(true)),
+                0x89 => self.push(Item::Bool(false)),
+                b'G' => {
+                    let f = f64::from_be_bytes(self.read_array()?);
+                    self.push(Item::Float(f));
+                }
+                b'P' | b'Q' => return Err("persistent IDs are not supported".to_owned()),
+                b'S' => {
+                    // STRING: a quoted Python 2 repr (`load_string`)
+                    let line = self.readline()?;
+                    let inner = match line {
+                        [q, inner @ .., q2] if q == q2 && (*q == b'"' || *q == b'\'') => inner,
+                        _ => return Err("the STRING opcode argument must be quoted".to_owned()),
+                    };
+                    let data = escape_decode(inner)?;
+                    self.push_py2_str(data);
+                }
+                b'T' => {
+                    let n = self.read_i32()?;
+                    let n = usize::try_from(n)
+                        .map_err(|_| "BINSTRING pickle has negative byte count".to_owned())?;
+                    let data = self.read(n)?.to_vec();
+                    self.push_py2_str(data);
+                }
+                b'U' => {
+                    let n = self.read_u8()?;
+                    let data = self.read(n.into())?.to_vec();
+                    self.push_py2_str(data);
+                }
+                b'V' => {
+                    let line = self.readline()?;
+                    let s = raw_unicode_escape_decode(line)?;
+                    self.push_obj(Obj::Frozen(Value::Str(s)));
+                }
+                b'X' => {
+                    let n = self.read_u32()? as usize;
+                    self.load_utf8(n)?;
+                }
+                0x8c => {
+                    let n = self.read_u8()?;
+                    self.load_utf8(n.into())?;
+                }
+                0x8d => {
+                    let n = self.read_len8()?;
+                    self.load_utf8(n)?;
+                }
+                b'B' => {
+                    let n = self.read_u32()? as usize;
+                    let data = self.read(n)?.to_vec();
+                    self.push_obj(Obj::Frozen(Value::Bytes(data)));
+                }
+                b'C' => {
+                    let n = self.read_u8()?;
+                    let data = self.read(n.into())?.to_vec();
+                    self.push_obj(Obj::Frozen(Value::Bytes(data)));
+                }
+                0x8e => {
+                    let n = self.read_len8()?;
+                    let data = self.read(n)?.to_vec();
+                    self.push_obj(Obj::Frozen(Value::Bytes(data)));
+                }
+                0x96 => {
+                    let n = self.read_len8()?;
+                    let data = self.read(n)?.to_vec();
+                    self.push_obj(Obj::ByteArray(data));
+                }
+                0x97 | 0x98 => {
+                    return Err("out-of-band buffers (NEXT_BUFFER, READONLY_BUFFER) are not supported".into());
+                }
+                b')' => {
+                    self.push_obj(Obj::Tuple(Vec::new()));
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push_obj(Obj::Tuple(items));
+                }
+                0x85..=0x87 => {
+                    // TUPLE1, TUPLE2, TUPLE3
+                    let n = usize::from(op - 0x84);
+                    if self.stack.len() < n {
+                        return Err("stack underflow".to_owned());
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push_obj(Obj::Tuple(items));
+                }
+                b']' => {
+                    self.push_obj(Obj::List(Vec::new()));
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push_obj(Obj::List(items));
+                }
+                b'}' => {
+                    self.push_obj(Obj::Dict(Dict::default()));
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let mut dict = Dict::default();
+                    self.fill_dict(&mut dict, &items)?;
+                    self.push_obj(Obj::Dict(dict));
+                }
+                0x8f => {
+                    self.push_obj(Obj::Set(KeySet::default()));
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    let set = self.key_set(&items)?;
+                    self.push_obj(Obj::FrozenSet(set));
+                }
+                b'a' => {
+                    let value = self.pop()?;
+                    let list = self.top()?;
+                    self.extend_list(list, &[value])?;
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    let list = self.top()?;
+                    self.extend_list(list, &items)?;
+                }
+                b's' => {
+                    let value = self.pop()?;
+                    let key = self.pop()?;
+                    let dict = self.top()?;
+                    self.set_items(dict, &[key, value])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let dict = self.top()?;
+                    self.set_items(dict, &items)?;
+                }
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    let set = self.top()?;
+                    self.add_items(set, &items)?;
+                }
+                b'g' => {
+                    let line = self.readline()?;
+                    let id = parse_memo_id(line)?;
+                    self.get(id)?;
+                }
+                b'h' => {
+                    let id = self.read_u8()?;
+                    self.get(id.into())?;
+                }
+                b'j' => {
+                    let id = self.read_u32()?;
+                    self.get(id.into())?;
+                }
+                b'p' => {
+                    let line = self.readline()?;
+                    let id = parse_memo_id(line)?;
+                    self.put(id)?;
+                }
+                b'q' => {
+                    let id = self.read_u8()?;
+                    self.put(id.into())?;
+                }
+                b'r' => {
+                    let id = self.read_u32()?;
+                    self.put(id.into())?;
+                }
+                0x94 => {
+                    // MEMOIZE
+                    let id = self.memo.len() as u64;
+                    self.put(id)?;
+                }
+                b'c' => {
+                    let module = utf8_line(self.readline()?)?;
+                    let name = utf8_line(self.readline()?)?;
+                    let global = self.find_class(module, name)?;
+                    self.push(global);
+                }
+                0x93 => {
+                    // STACK_GLOBAL
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Some(module), Some(name)) = (self.str_of(module), self.str_of(name)) else {
+                        return Err("STACK_GLOBAL requires str".to_owned());
+                    };
+                    let (module, name) = (module.to_owned(), name.to_owned());
+                    let global = self.find_class(&module, &name)?;
+                    self.push(global);
+                }
+                0x82..=0x84 => return Err("extension codes (EXT1, EXT2, EXT4) are not supported".to_owned()),
+                b'R' => {
+                    let args = self.pop()?;
+                    let func = self.pop()?;
+                    let args = self.arg_items(args)?;
+                    let result = self.call(func, args, false)?;
+                    self.push(result);
+                }
+                0x81 => {
+                    // NEWOBJ: cls.__new__(cls, *args)
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    let args = self.arg_items(args)?;
+                    let result = self.call(cls, args, true)?;
+                    self.push(result);
+                }
+                0x92 => {
+                    // NEWOBJ_EX: keyword arguments are kept only for placeholders
+                    let kwargs = self.pop()?;
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    let result = if matches!(self.obj(cls), Some(Obj::Global { .. })) {
+                        let both = self.new_obj(Obj::Tuple(vec![args, kwargs]));
+                        self.call(cls, vec![both], true)?
+                    } else {
+                        let args = self.arg_items(args)?;
+                        self.call(cls, args, true)?
+                    };
+                    self.push(result);
+                }
+                b'i' => {
+                    // INST: `_Unpickler._instantiate`
+                    let module = utf8_line(self.readline()?)?;
+                    let name = utf8_line(self.readline()?)?;
+                    let cls = self.find_class(module, name)?;
+                    let args = self.pop_mark()?;
+                    let result = self.instantiate(cls, args)?;
+                    self.push(result);
+                }
+                b'o' => {
+                    let mut args = self.pop_mark()?;
+                    if args.is_empty() {
+                        return Err("stack underflow".to_owned());
+                    }
+                    let cls = args.remove(0);
+                    let result = self.instantiate(cls, args)?;
+                    self.push(result);
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    let inst = self.top()?;
+                    self.build(inst, state)?;
+                }
+                0x80 => {
+                    let proto = self.read_u8()?;
+                    if proto > HIGHEST_PROTOCOL {
+                        return Err(format!("unsupported pickle protocol: {proto}"));
+                    }
+                }
+                0x95 => {
+                    // FRAME: only a hint for buffering; its length must fit
+                    let n = self.read_len8()?;
+                    if n > self.input.len() - self.pos {
+                        return Err("pickle exhausted before end of frame".to_owned());
+                    }
+                }
+                _ => return Err(format!("invalid load key, {:?}", char::from(op))),
+            }
+        }
+    }
+
+    fn push_int(&mut self, v: BigInt) {
+        match i64::try_from(&v) {
+            Ok(i) => self.push(Item::Int(i)),
+            Err(_) => {
+                self.push_obj(Obj::Frozen(Value::BigInt(v)));
+            }
+        }
+    }
+
+    fn push_py2_str(&mut self, data: Vec<u8>) {
+        let value = match String::from_utf8(data) {
+            Ok(s) => Value::Str(s),
+            Err(e) => Value::Bytes(e.into_bytes()),
+        };
+        self.push_obj(Obj::Frozen(value));
+    }
+
+    fn load_utf8(&mut self, n: usize) -> Step<()> {
+        let data = self.read(n)?;
+        // CPython writes lone surrogates with 'surrogatepass'; a Rust
+        // string cannot hold them.
+        let s = std::str::from_utf8(data).map_err(|_| "string is not valid UTF-8".to_owned())?;
+        self.push_obj(Obj::Frozen(Value::Str(s.to_owned())));
+        Ok(())
+    }
+
+    fn get(&mut self, id: u64) -> Step<()> {
+        let item = *self.memo.get(&id).ok_or_else(|| format!("memo value not found at index {id}"))?;
+        self.push(item);
+        Ok(())
+    }
+
+    fn put(&mut self, id: u64) -> Step<()> {
+        let top = self.top()?;
+        self.memo.insert(id, top);
+        Ok(())
+    }
+
+    // ---- globals (`_Unpickler.find_class`) ----
+
+    fn find_class(&mut self, module: &str, name: &str) -> Step<Item> {
+        // `_compat_pickle.IMPORT_MAPPING` for the Python 2 names
+        let canonical = match module {
+            "__builtin__" => "builtins",
+            "copy_reg" => "copyreg",
+            m => m,
+        };
+        let builtin = match (canonical, name) {
+            ("builtins", "set") => Some(Builtin::Set),
+            ("builtins", "frozenset") => Some(Builtin::FrozenSet),
+            ("builtins", "bytearray") => Some(Builtin::ByteArray),
+            ("builtins", "bytes") => Some(Builtin::Bytes),
+            ("builtins", "list") => Some(Builtin::List),
+            ("builtins", "tuple") => Some(Builtin::Tuple),
+            ("builtins", "dict") => Some(Builtin::Dict),
+            ("builtins", "int" | "long") => Some(Builtin::Int),
+            ("builtins", "float") => Some(Builtin::Float),
+            ("builtins", "str" | "unicode") => Some(Builtin::Str),
+            ("builtins", "bool") => Some(Builtin::Bool),
+            ("builtins", "object") => Some(Builtin::Object),
+            ("_codecs", "encode") => Some(Builtin::CodecsEncode),
+            ("copyreg", "_reconstructor") => Some(Builtin::Reconstructor),
+            _ => None,
+        };
+        let full = format!("{module}.{name}");
+        match builtin {
+            Some(b) => Ok(self.new_obj(Obj::Callable(b, full))),
+            None if self.options.placeholder_globals => {
+                Ok(self.new_obj(Obj::Global { name: full, args: None }))
+            }
+            None => Err(GLOBAL_MARKER.to_owned() + &full),
+        }
+    }
+
+    /// The elements of an argument tuple (any iterable of `REDUCE`'s
+    /// `func(*args)`).
+    fn arg_items(&mut self, args: Item) -> Step<Vec<Item>> {
+        self.iterate(args).map_err(|_| format!("call arguments must be a tuple, not {}", self.type_name(args)))
+    }
+
+    /// `iter(item)` for the containers builtins are called with.
+    fn iterate(&mut self, item: Item) -> Step<Vec<Item>> {
+        let Some(Obj::List(v) | Obj::Tuple(v)) = self.obj(item) else {
+            let values: Vec<Value> = match self.obj(item) {
+                Some(Obj::Set(s) | Obj::FrozenSet(s)) => s.items.clone(),
+                Some(Obj::Dict(d)) => d.pairs.iter().map(|(k, _)| k.clone()).collect(),
+                Some(Obj::Frozen(Value::Str(s))) => s.chars().map(|c| Value::Str(c.into())).collect(),
+                Some(Obj::Frozen(Value::Bytes(b))) | Some(Obj::ByteArray(b)) => {
+                    b.iter().map(|&x| Value::Int(x.into())).collect()
+                }
+                _ => return Err(format!("'{}' object is not iterable", self.type_name(item))),
+            };
+            for v in &values {
+                self.charge_value(v, 0)?;
+            }
+            return Ok(values.into_iter().map(|v| self.frozen(v)).collect());
+        };
+        Ok(v.clone())
+    }
+
+    fn frozen(&mut self, v: Value) -> Item {
+        match v {
+            Value::None => Item::None,
+            Value::Bool(b) => Item::Bool(b),
+            Value::Int(i) => Item::Int(i),
+            Value::Float(f) => Item::Float(f),
+            v => self.new_obj(Obj::Frozen(v)),
+        }
+    }
+
+    /// `func(*args)` (`load_reduce`) or, with `new`, `cls.__new__(cls, *args)`
+    /// (`load_newobj`), for the safe builtins and placeholders only.
+    fn call(&mut self, func: Item, args: Vec<Item>, new: bool) -> Step<Item> {
+        let (builtin, fname) = match self.obj(func) {
+            Some(Obj::Callable(b, name)) => (*b, name.clone()),
+            Some(Obj::Global { name, .. }) => {
+                let name = name.clone();
+                let args = self.new_obj(Obj::Tuple(args));
+                return Ok(self.new_obj(Obj::Global { name, args: Some(args) }));
+            }
+            _ => return Err(format!("'{}' object is not callable", self.type_name(func))),
+        };
+        let arity = |n: usize| -> Step<()> {
+            if args.len() > n {
+                Err(format!("{fname}() takes at most {n} arguments ({} given)", args.len()))
+            } else {
+                Ok(())
+            }
+        };
+        // `__new__` of the mutable containers ignores its arguments; the
+        // contents follow as APPENDS, SETITEMS or BUILD.
+        if new && matches!(builtin, Builtin::List | Builtin::Dict | Builtin::Set | Builtin::ByteArray) {
+            return Ok(self.new_obj(match builtin {
+                Builtin::List => Obj::List(Vec::new()),
+                Builtin::Dict => Obj::Dict(Dict::default()),
+                Builtin::Set => Obj::Set(KeySet::default()),
+                _ => Obj::ByteArray(Vec::new()),
+            }));
+        }
+        match builtin {
+            Builtin::Set | Builtin::FrozenSet => {
+                arity(1)?;
+                let items = match args.first() {
+                    Some(&it) => self.iterate(it)?,
+                    None => Vec::new(),
+                };
+                let set = self.key_set(&items)?;
+                Ok(self.new_obj(if builtin == Builtin::Set { Obj::Set(set) } else { Obj::FrozenSet(set) }))
+            }
+            Builtin::List | Builtin::Tuple => {
+                arity(1)?;
+                let items = match args.first() {
+                    Some(&it) => self.iterate(it)?,
+                    None => Vec::new(),
+                };
+                Ok(self.new_obj(if builtin == Builtin::List { Obj::List(items) } else { Obj::Tuple(items) }))
+            }
+            Builtin::Dict => {
+                arity(1)?;
+                let mut dict = Dict::default();
+                match args.first().map(|&a| (a, self.obj(a))) {
+                    None => {}
+                    Some((_, Some(Obj::Dict(d)))) => {
+                        for (k, v) in d.pairs.clone() {
+                            let h = self.hash_key(&k)?;
+                            dict.insert(k, h, v);
+                        }
+                    }
+                    Some((a, _)) => return Err(format!("dict() of a {} is not supported", self.type_name(a))),
+                }
+                Ok(self.new_obj(Obj::Dict(dict)))
+            }
+            Builtin::ByteArray | Builtin::Bytes => {
+                arity(2)?;
+                let data = match args.as_slice() {
+                    [] => Vec::new(),
+                    [a] => match self.obj(*a) {
+                        Some(Obj::Frozen(Value::Bytes(b)) | Obj::ByteArray(b)) => b.clone(),
+                        _ => return Err(format!("{fname}() of a {} is not supported", self.type_name(*a))),
+                    },
+                    [s, enc] => self.encode_str(*s, *enc)?,
+                    _ => unreachable!("arity checked"),
+                };
+                Ok(if builtin == Builtin::Bytes {
+                    self.new_obj(Obj::Frozen(Value::Bytes(data)))
+                } else {
+                    self.new_obj(Obj::ByteArray(data))
+                })
+            }
+            Builtin::CodecsEncode => {
+                // `_codecs.encode(obj, encoding='utf-8')`
+                arity(2)?;
+                let data = match args.as_slice() {
+                    [s] => self.encode_text(*s, "utf-8")?,
+                    [s, enc] => self.encode_str(*s, *enc)?,
+                    _ => return Err(format!("{fname}() missing its argument")),
+                };
+                Ok(self.new_obj(Obj::Frozen(Value::Bytes(data))))
+            }
+            Builtin::Int | Builtin::Float | Builtin::Str | Builtin::Bool => {
+                arity(1)?;
+                match args.first() {
+                    None => Ok(match builtin {
+                        Builtin::Int => Item::Int(0),
+                        Builtin::Float => Item::Float(0.0),
+                        Builtin::Bool => Item::Bool(false),
+                        _ => self.new_obj(Obj::Frozen(Value::Str(String::new()))),
+                    }),
+                    Some(&a) => {
+                        let same = matches!(
+                            (builtin, a, self.obj(a)),
+                            (Builtin::Int, Item::Int(_), _)
+                                | (Builtin::Int, _, Some(Obj::Frozen(Value::BigInt(_))))
+                                | (Builtin::Float, Item::Float(_), _)
+                                | (Builtin::Bool, Item::Bool(_), _)
+                                | (Builtin::Str, _, Some(Obj::Frozen(Value::Str(_))))
+                        );
+                        if same {
+                            Ok(a)
+                        } else {
+                            Err(format!("{fname}() of a {} is not supported", self.type_name(a)))
+                        }
+                    }
+                }
+            }
+            Builtin::Reconstructor => {
+                // `copyreg._reconstructor(cls, base, state)`: `base.__new__(cls, state)`
+                let [cls, base, state] = args.as_slice() else {
+                    return Err(format!("{fname}() takes 3 arguments ({} given)", args.len()));
+                };
+                if let Some(Obj::Global { .. }) = self.obj(*cls) {
+                    return self.call(*cls, vec![*state], false);
+                }
+                let same = match (self.obj(*cls), self.obj(*base)) {
+                    (Some(Obj::Callable(c, _)), Some(Obj::Callable(b, _))) => c == b,
+                    _ => false,
+                };
+                if !same {
+                    return Err(format!("{fname}() of a subclass is not supported"));
+                }
+                let args = if matches!(state, Item::None) { Vec::new() } else { vec![*state] };
+                self.call(*cls, args, false)
+            }
+            Builtin::Object => Err(format!("calling {fname} is not supported")),
+        }
+    }
+
+    /// `_Unpickler._instantiate` for INST and OBJ.
+    fn instantiate(&mut self, cls: Item, args: Vec<Item>) -> Step<Item> {
+        self.call(cls, args, false)
+    }
+
+    /// `load_build`: only placeholders take a state; a falsy state is a no-op
+    /// on anything, as in CPython.
+    fn build(&mut self, inst: Item, state: Item) -> Step<()> {
+        if let Some(Obj::Global { .. }) = self.obj(inst) {
+            let Item::Obj(i) = inst else { unreachable!("obj() returned Some") };
+            let old = match &self.heap[i] {
+                Obj::Global { args, .. } => *args,
+                _ => unreachable!("matched above"),
+            };
+            let new = match old {
+                None => state,
+                Some(a) => self.new_obj(Obj::Tuple(vec![a, state])),
+            };
+            if let Obj::Global { args, .. } = &mut self.heap[i] {
+                *args = Some(new);
+            }
+            return Ok(());
+        }
+        let falsy = match (state, self.obj(state)) {
+            (Item::None, _) => true,
+            (_, Some(Obj::Dict(d))) => d.pairs.is_empty(),
+            (_, Some(Obj::Tuple(t))) => t.is_empty(),
+            _ => false,
+        };
+        if falsy {
+            Ok(())
+        } else {
+            Err(format!("cannot set the state (BUILD) of a {}", self.type_name(inst)))
+        }
+    }
+
+    fn encode_str(&mut self, s: Item, enc: Item) -> Step<Vec<u8>> {
+        let enc = self.str_of(enc).ok_or("encoding must be a str")?.to_owned();
+        self.encode_text(s, &enc)
+    }
+
+    /// `str.encode(encoding)` for the encodings CPython's picklers use.
+    fn encode_text(&self, s: Item, encoding: &str) -> Step<Vec<u8>> {
+        let text = self.str_of(s).ok_or_else(|| format!("cannot encode a {}", self.type_name(s)))?;
+        let norm = encoding.to_ascii_lowercase().replace('_', "-");
+        let limit = match norm.as_str() {
+            "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1" | "l1" => 0xff,
+            "ascii" | "us-ascii" => 0x7f,
+            "utf-8" | "utf8" => return Ok(text.as_bytes().to_vec()),
+            _ => return Err(format!("unsupported encoding {encoding:?}")),
+        };
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)).ok().filter(|&b| u32::from(b) <= limit))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| format!("'{encoding}' codec can't encode the text"))
+    }
+
+    // ---- mutation ----
+
+    fn extend_list(&mut self, list: Item, items: &[Item]) -> Step<()> {
+        match list {
+            Item::Obj(i) => match &mut self.heap[i] {
+                Obj::List(v) => {
+                    v.extend_from_slice(items);
+                    Ok(())
+                }
+                other => Err(format!("cannot append to a {}", other.type_name())),
+            },
+            other => Err(format!("cannot append to a {}", self.type_name(other))),
+        }
+    }
+
+    fn set_items(&mut self, dict: Item, items: &[Item]) -> Step<()> {
+        let Item::Obj(i) = dict else {
+            return Err(format!("cannot set items of a {}", self.type_name(dict)));
+        };
+        let Obj::Dict(d) = &mut self.heap[i] else {
+            return Err(format!("cannot set items of a {}", self.heap[i].type_name()));
+        };
+        let mut d = std::mem::take(d);
+        let result = self.fill_dict(&mut d, items);
+        self.heap[i] = Obj::Dict(d);
+        result
+    }
+
+    fn fill_dict(&mut self, dict: &mut Dict, items: &[Item]) -> Step<()> {
+        if items.len() % 2 != 0 {
+            return Err("odd number of items for a dict".to_owned());
+        }
+        for pair in items.chunks_exact(2) {
+            let (key, hash) = self.key(pair[0])?;
+            dict.insert(key, hash, pair[1]);
+        }
+        Ok(())
+    }
+
+    fn add_items(&mut self, set: Item, items: &[Item]) -> Step<()> {
+        let Item::Obj(i) = set else {
+            return Err(format!("cannot add items to a {}", self.type_name(set)));
+        };
+        let Obj::Set(s) = &mut self.heap[i] else {
+            return Err(format!("cannot add items to a {}", self.heap[i].type_name()));
+        };
+        let mut s = std::mem::take(s);
+        let result = items.iter().try_for_each(|&it| {
+            let (v, h) = self.key(it)?;
+            s.insert(v, h);
+            Ok(())
+        });
+        self.heap[i] = Obj::Set(s);
+        result
+    }
+
+    fn key_set(&mut self, items: &[Item]) -> Step<KeySet> {
+        let mut set = KeySet::default();
+        for &it in items {
+            let (v, h) = self.key(it)?;
+            set.insert(v, h);
+        }
+        Ok(set)
+    }
+
+    /// A dict key or set element: copied out now (it is immutable) and
+    /// hashed with Python's equality.
+    fn key(&mut self, item: Item) -> Step<(Value, HashKey)> {
+        let value = self.materialize(item, 0)?;
+        let hash = self.hash_key(&value)?;
+        Ok((value, hash))
+    }
+
+    fn hash_key(&mut self, v: &Value) -> Step<HashKey> {
+        Ok(match v {
+            Value::None => HashKey::None,
+            Value::Bool(b) => HashKey::Int((*b).into()),
+            Value::Int(i) => HashKey::Int(*i),
+            Value::BigInt(b) => HashKey::BigInt(b.clone()),
+            Value::Float(f) => float_key(*f).unwrap_or_else(|| {
+                self.unique += 1;
+                HashKey::Unique(self.unique)
+            }),
+            Value::Str(s) => HashKey::Str(s.clone()),
+            Value::Bytes(b) => HashKey::Bytes(b.clone()),
+            Value::Tuple(items) => HashKey::Tuple(items.iter().map(|i| self.hash_key(i)).collect::<Step<_>>()?),
+            Value::FrozenSet(items) => {
+                HashKey::FrozenSet(items.iter().map(|i| self.hash_key(i)).collect::<Step<_>>()?)
+            }
+            Value::Global { .. } => {
+                self.unique += 1;
+                HashKey::Unique(self.unique)
+            }
+            other => return Err(format!("unhashable type: '{}'", other.type_name())),
+        })
+    }
+
+    // ---- copying out ----
+
+    fn charge(&mut self, units: usize) -> Step<()> {
+        self.budget = self.budget.checked_sub(units).ok_or_else(|| {
+            "shared references expand to more data than the decoding budget allows".to_owned()
+        })?;
+        Ok(())
+    }
+
+    /// Charges a copy of an already built value; `depth` is where it goes.
+    fn charge_value(&mut self, v: &Value, depth: usize) -> Step<()> {
+        if depth > MAX_DEPTH {
+            return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.charge(1)?;
+        match v {
+            Value::Str(s) => self.charge(s.len() / 8),
+            Value::Bytes(b) | Value::ByteArray(b) => self.charge(b.len() / 8),
+            Value::BigInt(b) => self.charge((b.bits() / 64) as usize),
+            Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                items.iter().try_for_each(|i| self.charge_value(i, depth + 1))
+            }
+            Value::Dict(pairs) => pairs.iter().try_for_each(|(k, v)| {
+                self.charge_value(k, depth + 1)?;
+                self.charge_value(v, depth + 1)
+            }),
+            Value::Global { args, .. } => self.charge_value(args, depth + 1),
+            _ => Ok(()),
+        }
+    }
+
+    /// Copies an item out of the arena into a [`Value`] tree.
+    fn materialize(&mut self, item: Item, depth: usize) -> Step<Value> {
+        let i = match item {
+            Item::None => return Ok(Value::None),
+            Item::Bool(b) => return Ok(Value::Bool(b)),
+            Item::Int(n) => return Ok(Value::Int(n)),
+            Item::Float(f) => return Ok(Value::Float(f)),
+            Item::Obj(i) => i,
+        };
+        if depth > MAX_DEPTH {
+            return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
+        }
+        if !self.active.insert(i) {
+            return Err(format!(
+                "recursive structure: a {} contains itself, which a Value cannot hold",
+                self.heap[i].type_name()
+            ));
+        }
+        let result = self.materialize_obj(i, depth);
+        self.active.remove(&i);
+        result
+    }
+
+    fn materialize_obj(&mut self, i: usize, depth: usize) -> Step<Value> {
+        let items = |vm: &mut Self, items: Vec<Item>| -> Step<Vec<Value>> {
+            vm.charge(1)?;
+            items.into_iter().map(|it| vm.materialize(it, depth + 1)).collect()
+        };
+        let values = |vm: &mut Self, values: Vec<Value>| -> Step<Vec<Value>> {
+            vm.charge(1)?;
+            values.iter().try_for_each(|v| vm.charge_value(v, depth + 1))?;
+            Ok(values)
+        };
+        match &self.heap[i] {
+            Obj::Frozen(v) => {
+                let v = v.clone();
+                self.charge_value(&v, depth)?;
+                Ok(v)
+            }
+            Obj::ByteArray(b) => {
+                let b = b.clone();
+                self.charge(1 + b.len() / 8)?;
+                Ok(Value::ByteArray(b))
+            }
+            Obj::List(v) => {
+                let v = v.clone();
+                Ok(Value::List(items(self, v)?))
+            }
+            Obj::Tuple(v) => {
+                let v = v.clone();
+                Ok(Value::Tuple(items(self, v)?))
+            }
+            Obj::Set(s) => {
+                let s = s.items.clone();
+                Ok(Value::Set(values(self, s)?))
+            }
+            Obj::FrozenSet(s) => {
+                let s = s.items.clone();
+                Ok(Value::FrozenSet(values(self, s)?))
+            }
+            Obj::Dict(d) => {
+                let pairs = d.pairs.clone();
+                self.charge(1)?;
+                let mut out = Vec::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    self.charge_value(&k, depth + 1)?;
+                    let v = self.materialize(v, depth + 1)?;
+                    out.push((k, v));
+                }
+                Ok(Value::Dict(out))
+            }
+            Obj::Callable(_, name) => {
+                if self.options.placeholder_globals {
+                    Ok(Value::Global { name: name.clone(), args: Box::new(Value::None) })
+                } else {
+                    Err(format!("the type {name} itself is not a value"))
+                }
+            }
+            Obj::Global { name, args, .. } => {
+                let (name, args) = (name.clone(), *args);
+                self.charge(1)?;
+                let args = match args {
+                    Some(a) => self.materialize(a, depth + 1)?,
+                    None => Value::None,
+                };
+                Ok(Value::Global { name, args: Box::new(args) })
+            }
+        }
+    }
+}
+
+/// The marker by which `find_class` tells `decode` that a global was refused.
+const GLOBAL_MARKER: &str = "\0global:";
+
+impl DecodeError {
+    /// Converts the VM's string errors, recognising a refused global.
+    fn from_msg(msg: String, pos: usize) -> Self {
+        match msg.strip_prefix(GLOBAL_MARKER) {
+            Some(name) => DecodeError::Global { name: name.to_owned(), pos },
+            None => DecodeError::Invalid { msg, pos },
+        }
+    }
+}
+
+impl Vm<'_> {
+    fn error_at(&self, msg: String) -> DecodeError {
+        DecodeError::from_msg(msg, self.op_pos)
+    }
+}
+
+/// The hash key of a float: integral floats equal the int, NaN nothing.
+fn float_key(f: f64) -> Option<HashKey> {
+    if f.is_nan() {
+        return None;
+    }
+    if f.is_finite() && f.fract() == 0.0 {
+        if f.abs() < 9.2e18 {
+            return Some(HashKey::Int(f as i64));
+        }
+        // An integral float beyond i64: mantissa * 2^exp, exactly.
+        let bits = f.to_bits();
+        let exp = ((bits >> 52) & 0x7ff) as i64 - 1075;
+        let mantissa = BigInt::from((bits & ((1 << 52) - 1)) | (1 << 52));
+        let mut n = if exp >= 0 { mantissa << (exp as usize) } else { mantissa >> ((-exp) as usize) };
+        if f < 0.0 {
+            n = -n;
+        }
+        return Some(match i64::try_from(&n) {
+            Ok(i) => HashKey::Int(i),
+            Err(_) => HashKey::BigInt(n),
+        });
+    }
+    Some(HashKey::Float(f.to_bits()))
+}
+
+fn utf8_line(line: &[u8]) -> Step<&str> {
+    std::str::from_utf8(line).map_err(|_| "global name is not valid UTF-8".to_owned())
+}
+
+fn parse_memo_id(line: &[u8]) -> Step<u64> {
+    let v = parse_int(line)?;
+    u64::try_from(&v).map_err(|_| format!("invalid memo index {v}"))
+}
+
+/// `int(text, 0)`: optional sign, `0x`/`0o`/`0b` prefixes, underscores
+/// between digits, surrounding whitespace.
+fn parse_int(line: &[u8]) -> Step<BigInt> {
+    let bad = || format!("invalid literal for int() with base 0: {:?}", String::from_utf8_lossy(line));
+    let text = std::str::from_utf8(line).map_err(|_| bad())?.trim();
+    let (neg, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = match lower.get(..2) {
+        Some("0x") => (16, &lower[2..]),
+        Some("0o") => (8, &lower[2..]),
+        Some("0b") => (2, &lower[2..]),
+        _ => (10, lower.as_str()),
+    };
+    let body = body.strip_prefix('_').filter(|_| radix != 10).unwrap_or(body);
+    if body.is_empty() || body.starts_with('_') || body.ends_with('_') || body.contains("__") {
+        return Err(bad());
+    }
+    let clean: String = body.chars().filter(|&c| c != '_').collect();
+    // Base 0 refuses leading zeros in a non-zero decimal.
+    if radix == 10 && clean.len() > 1 && clean.starts_with('0') && clean.bytes().any(|b| b != b'0') {
+        return Err(bad());
+    }
+    if radix == 10 && clean.len() > MAX_DECIMAL_DIGITS {
+        return Err(format!("integer string of more than {MAX_DECIMAL_DIGITS} digits"));
+    }
+    let v = BigInt::parse_bytes(clean.as_bytes(), radix).ok_or_else(bad)?;
+    Ok(if neg { -v } else { v })
+}
+
+/// `float(text)`.
+fn parse_float(line: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    if text.contains('_') {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `codecs.escape_decode`: the escapes of a Python 2 `str` repr.
+fn escape_decode(s: &[u8]) -> Step<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        i += 1;
+        if c != b'\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(&e) = s.get(i) else {
+            return Err("trailing \\ in string".to_owned());
+        };
+        i += 1;
+        match e {
+            b'\n' => {}
+            b'\\' | b'\'' | b'"' => out.push(e),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match s.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            b'x' => {
+                let hex = s.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
+                let v = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("invalid \\x escape")?;
+                out.push(v);
+                i += 2;
+            }
+            _ => {
+                out.push(b'\\');
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `raw-unicode-escape` decoding (CPython's
+/// `_PyUnicode_DecodeRawUnicodeEscapeStateful`): bytes are Latin-1 except
+/// `\uXXXX` and `\UXXXXXXXX`. Surrogate pairs, which Python 2 narrow builds
+/// wrote, are joined; a lone surrogate is an error (a Rust string cannot
+/// hold one).
+fn raw_unicode_escape_decode(s: &[u8]) -> Step<String> {
+    let mut units: Vec<u32> = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        i += 1;
+        if c != b'\\' || i >= s.len() {
+            units.push(c.into());
+            continue;
+        }
+        let e = s[i];
+        i += 1;
+        let count = match e {
+            b'u' => 4,
+            b'U' => 8,
+            _ => {
+                units.push(c.into());
+                units.push(e.into());
+                continue;
+            }
+        };
+        let hex = s.get(i..i + count).and_then(|h| std::str::from_utf8(h).ok());
+        let v = hex
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or("truncated \\uXXXX escape")?;
+        if v > 0x10ffff {
+            return Err("\\Uxxxxxxxx out of range".to_owned());
+        }
+        units.push(v);
+        i += count;
+    }
+    let mut out = String::with_capacity(units.len());
+    let mut k = 0;
+    while k < units.len() {
+        let u = units[k];
+        k += 1;
+        let ch = if (0xd800..0xdc00).contains(&u) && units.get(k).is_some_and(|l| (0xdc00..0xe000).contains(l)) {
+            let lo = units[k];
+            k += 1;
+            0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00)
+        } else {
+            u
+        };
+        out.push(char::from_u32(ch).ok_or("lone surrogate in a UNICODE string")?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,331 @@
+//! The pickler: writes a [`Value`] as pickle protocol 2 or 3, byte for byte
+//! as CPython 3.11's C pickler (`Modules/_pickle.c`, `save` and friends)
+//! writes a freshly built value of the same types.
+//!
+//! CPython memoizes by object identity. A [`Value`] tree has no identity,
+//! so every container and string is its own object, except the ones
+//! CPython keeps as singletons: the empty `str` and `bytes`, and `str` of
+//! one Latin-1 character and `bytes` of one byte (`unicode_latin1`,
+//! `characters` in CPython). Globals (`builtins.set`, `_codecs.encode`) and
+//! the `'latin1'` constant of `save_bytes` are one object each too. With
+//! those rules the output equals `pickle.dumps(v, protocol)` for values
+//! built from literals or read from a pickle, as long as no two equal
+//! strings share an object in Python (interned identifiers do).
+
+use std::collections::HashMap;
+
+use num_bigint::BigInt;
+
+use super::decode::MAX_DEPTH;
+use crate::value::Value;
+
+/// CPython's `BATCHSIZE` for `APPENDS` and `SETITEMS`.
+const BATCHSIZE: usize = 1000;
+
+/// Encodes `value` as a pickle of `protocol` (2 or 3; anything below 3 is
+/// written as 2, anything above as 3).
+pub(crate) fn encode(value: &Value, protocol: u8) -> Result<Vec<u8>, String> {
+    let mut p = Pickler { out: Vec::new(), proto: protocol.clamp(2, 3), next: 0, shared: HashMap::new() };
+    p.out.extend_from_slice(&[0x80, p.proto]);
+    p.save(value, 0)?;
+    p.out.push(b'.');
+    Ok(p.out)
+}
+
+/// Objects that CPython shares between their uses, so a second use is a
+/// memo get.
+#[derive(Debug, Hash, PartialEq, Eq)]
+enum Shared {
+    Global(&'static str, &'static str),
+    Str(String),
+    Bytes(Vec<u8>),
+    /// The `'latin1'` constant of `save_bytes`.
+    Latin1,
+}
+
+struct Pickler {
+    out: Vec<u8>,
+    proto: u8,
+    /// The next memo index (`len(self.memo)`).
+    next: u32,
+    shared: HashMap<Shared, u32>,
+}
+
+impl Pickler {
+    /// `memoize`/`put`: BINPUT or LONG_BINPUT.
+    fn put(&mut self) -> u32 {
+        let idx = self.next;
+        self.next += 1;
+        match u8::try_from(idx) {
+            Ok(i) => self.out.extend_from_slice(&[b'q', i]),
+            Err(_) => {
+                self.out.push(b'r');
+                self.out.extend_from_slice(&idx.to_le_bytes());
+            }
+        }
+        idx
+    }
+
+    /// `get`: BINGET or LONG_BINGET.
+    fn get(&mut self, idx: u32) {
+        match u8::try_from(idx) {
+            Ok(i) => self.out.extend_from_slice(&[b'h', i]),
+            Err(_) => {
+                self.out.push(b'j');
+                self.out.extend_from_slice(&idx.to_le_bytes());
+            }
+        }
+    }
+
+    /// Writes a memo get if `key` was saved before; else runs `save`, whose
+    /// final memo put is recorded for `key`.
+    fn shared(&mut self, key: Option<Shared>, save: impl FnOnce(&mut Self) -> Result<u32, String>) -> Result<(), String> {
+        if let Some(k) = &key
+            && let Some(&idx) = self.shared.get(k)
+        {
+            self.get(idx);
+            return Ok(());
+        }
+        let idx = save(self)?;
+        if let Some(k) = key {
+            self.shared.insert(k, idx);
+        }
+        Ok(())
+    }
+
+    /// `save_global`, with `fix_imports` mapping `builtins` to `__builtin__`
+    /// below protocol 3 (`_compat_pickle.REVERSE_IMPORT_MAPPING`).
+    fn global(&mut self, module: &'static str, name: &'static str) -> Result<(), String> {
+        let module = if self.proto < 3 && module == "builtins" { "__builtin__" } else { module };
+        self.shared(Some(Shared::Global(module, name)), |p| {
+            p.out.push(b'c');
+            p.out.extend_from_slice(module.as_bytes());
+            p.out.push(b'\n');
+            p.out.extend_from_slice(name.as_bytes());
+            p.out.push(b'\n');
+            Ok(p.put())
+        })
+    }
+
+    fn save(&mut self, v: &Value, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("value nested deeper than {MAX_DEPTH} levels"));
+        }
+        match v {
+            Value::None => self.out.push(b'N'),
+            Value::Bool(b) => self.out.push(if *b { 0x88 } else { 0x89 }),
+            Value::Int(i) => self.save_int(*i),
+            Value::BigInt(b) => match i64::try_from(b) {
+                Ok(i) => self.save_int(i),
+                Err(_) => self.save_long(b),
+            },
+            Value::Float(f) => {
+                // `save_float`: BINFLOAT, big-endian as `struct.pack('>d')`
+                self.out.push(b'G');
+                self.out.extend_from_slice(&f.to_be_bytes());
+            }
+            Value::Str(s) => self.save_str(s)?,
+            Value::Bytes(b) => self.save_bytes(b)?,
+            Value::ByteArray(b) => {
+                // `save_bytearray` below protocol 5: `(bytearray, (bytes(obj),))`
+                self.global("builtins", "bytearray")?;
+                if b.is_empty() {
+                    self.out.push(b')');
+                } else {
+                    self.save_bytes(b)?;
+                    self.out.push(0x85);
+                    self.put();
+                }
+                self.out.push(b'R');
+                self.put();
+            }
+            Value::List(items) => {
+                self.out.push(b']');
+                self.put();
+                self.batch_appends(items, depth)?;
+            }
+            Value::Tuple(items) => self.save_tuple(items, depth)?,
+            Value::Dict(pairs) => {
+                self.out.push(b'}');
+                self.put();
+                self.batch_setitems(pairs, depth)?;
+            }
+            Value::Set(items) | Value::FrozenSet(items) => {
+                // `save_set`/`save_frozenset` below protocol 4: `(type, (list(obj),))`
+                let name = if matches!(v, Value::Set(_)) { "set" } else { "frozenset" };
+                self.global("builtins", name)?;
+                self.out.push(b']');
+                self.put();
+                self.batch_appends(items, depth)?;
+                self.out.push(0x85);
+                self.put();
+                self.out.push(b'R');
+                self.put();
+            }
+            Value::Global { name, .. } => {
+                return Err(format!("cannot pickle the placeholder of global {name}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `save_long` from protocol 2: the smallest of BININT1, BININT2,
+    /// BININT, LONG1.
+    fn save_int(&mut self, i: i64) {
+        if let Ok(b) = u8::try_from(i) {
+            self.out.extend_from_slice(&[b'K', b]);
+        } else if let Ok(w) = u16::try_from(i) {
+            self.out.push(b'M');
+            self.out.extend_from_slice(&w.to_le_bytes());
+        } else if let Ok(d) = i32::try_from(i) {
+            self.out.push(b'J');
+            self.out.extend_from_slice(&d.to_le_bytes());
+        } else {
+            self.save_long(&BigInt::from(i));
+        }
+    }
+
+    /// LONG1 or LONG4 with `encode_long`'s minimal little-endian two's
+    /// complement.
+    fn save_long(&mut self, b: &BigInt) {
+        let data = b.to_signed_bytes_le();
+        match u8::try_from(data.len()) {
+            Ok(n) => self.out.extend_from_slice(&[0x8a, n]),
+            Err(_) => {
+                self.out.push(0x8b);
+                self.out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            }
+        }
+        self.out.extend_from_slice(&data);
+    }
+
+    /// `save_unicode`: BINUNICODE, shared when CPython shares the object.
+    fn save_str(&mut self, s: &str) -> Result<(), String> {
+        let mut chars = s.chars();
+        let single = match (chars.next(), chars.next()) {
+            (None, _) => true,
+            (Some(c), None) => u32::from(c) < 256,
+            _ => false,
+        };
+        self.shared(single.then(|| Shared::Str(s.to_owned())), |p| {
+            p.binunicode(s)?;
+            Ok(p.put())
+        })
+    }
+
+    fn binunicode(&mut self, s: &str) -> Result<(), String> {
+        let n = u32::try_from(s.len()).map_err(|_| "str longer than 4 GiB needs protocol 4".to_owned())?;
+        self.out.push(b'X');
+        self.out.extend_from_slice(&n.to_le_bytes());
+        self.out.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+
+    /// `save_bytes`: SHORT_BINBYTES/BINBYTES in protocol 3; below it
+    /// `_codecs.encode(latin1_text, 'latin1')`, or `bytes()` when empty, so
+    /// that Python 2 reads a `str`.
+    fn save_bytes(&mut self, b: &[u8]) -> Result<(), String> {
+        let key = (b.len() <= 1).then(|| Shared::Bytes(b.to_vec()));
+        self.shared(key, |p| {
+            if p.proto >= 3 {
+                match u8::try_from(b.len()) {
+                    Ok(n) => p.out.extend_from_slice(&[b'C', n]),
+                    Err(_) => {
+                        let n = u32::try_from(b.len())
+                            .map_err(|_| "bytes longer than 4 GiB need protocol 4".to_owned())?;
+                        p.out.push(b'B');
+                        p.out.extend_from_slice(&n.to_le_bytes());
+                    }
+                }
+                p.out.extend_from_slice(b);
+                return Ok(p.put());
+            }
+            if b.is_empty() {
+                p.global("builtins", "bytes")?;
+                p.out.push(b')');
+            } else {
+                p.global("_codecs", "encode")?;
+                let text: String = b.iter().map(|&c| char::from(c)).collect();
+                p.save_str(&text)?;
+                p.shared(Some(Shared::Latin1), |p| {
+                    p.binunicode("latin1")?;
+                    Ok(p.put())
+                })?;
+                p.out.push(0x86);
+                p.put();
+            }
+            p.out.push(b'R');
+            Ok(p.put())
+        })
+    }
+
+    /// `save_tuple` from protocol 2: TUPLE1 to TUPLE3, else MARK ... TUPLE.
+    fn save_tuple(&mut self, items: &[Value], depth: usize) -> Result<(), String> {
+        if items.is_empty() {
+            self.out.push(b')');
+            return Ok(());
+        }
+        if items.len() > 3 {
+            self.out.push(b'(');
+        }
+        for item in items {
+            self.save(item, depth + 1)?;
+        }
+        self.out.push(match items.len() {
+            1 => 0x85,
+            2 => 0x86,
+            3 => 0x87,
+            _ => b't',
+        });
+        self.put();
+        Ok(())
+    }
+
+    /// `batch_list_exact`: one APPEND for a single item, else batches of
+    /// MARK ... APPENDS.
+    fn batch_appends(&mut self, items: &[Value], depth: usize) -> Result<(), String> {
+        if let [item] = items {
+            self.save(item, depth + 1)?;
+            self.out.push(b'a');
+            return Ok(());
+        }
+        for batch in items.chunks(BATCHSIZE) {
+            self.out.push(b'(');
+            for item in batch {
+                self.save(item, depth + 1)?;
+            }
+            self.out.push(b'e');
+        }
+        Ok(())
+    }
+
+    /// `batch_dict_exact`: one SETITEM for a single pair, else batches of
+    /// MARK ... SETITEMS; like CPython, a final full batch is followed by an
+    /// empty one.
+    fn batch_setitems(&mut self, pairs: &[(Value, Value)], depth: usize) -> Result<(), String> {
+        match pairs {
+            [] => return Ok(()),
+            [(k, v)] => {
+                self.save(k, depth + 1)?;
+                self.save(v, depth + 1)?;
+                self.out.push(b's');
+                return Ok(());
+            }
+            _ => {}
+        }
+        let mut rest = pairs;
+        loop {
+            let (batch, tail) = rest.split_at(rest.len().min(BATCHSIZE));
+            self.out.push(b'(');
+            for (k, v) in batch {
+                self.save(k, depth + 1)?;
+                self.save(v, depth + 1)?;
+            }
+            self.out.push(b'u');
+            rest = tail;
+            if batch.len() < BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+}
