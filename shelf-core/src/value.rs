@@ -232,3 +232,283 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Err(de::Error::custom("enums are not part of the dynamic value model"))
     }
 }
+
+/// Why a [`Value`] could not be read as the requested type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError(String);
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+impl de::Error for ValueError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        ValueError(msg.to_string())
+    }
+}
+
+impl Value {
+    /// Reads this value as a `T`, the way serde-pickle maps Python's types
+    /// onto serde's: a `dict` is a map or a struct, a `list`, `tuple` or
+    /// `set` a sequence, `bytes` bytes (or a sequence of `u8`), `None` a
+    /// unit or `Option::None`; an enum is `'Variant'` or
+    /// `{'Variant': value}`.
+    ///
+    /// # Errors
+    /// When the value does not fit `T`.
+    pub fn deserialize_into<T: de::DeserializeOwned>(self) -> Result<T, ValueError> {
+        T::deserialize(self)
+    }
+
+    fn unexpected(&self) -> de::Unexpected<'_> {
+        match self {
+            Value::None => de::Unexpected::Unit,
+            Value::Bool(b) => de::Unexpected::Bool(*b),
+            Value::Int(i) => de::Unexpected::Signed(*i),
+            Value::Float(f) => de::Unexpected::Float(*f),
+            Value::Str(s) => de::Unexpected::Str(s),
+            Value::Bytes(b) | Value::ByteArray(b) => de::Unexpected::Bytes(b),
+            Value::List(_) | Value::Tuple(_) | Value::Set(_) | Value::FrozenSet(_) => de::Unexpected::Seq,
+            Value::Dict(_) => de::Unexpected::Map,
+            Value::BigInt(_) => de::Unexpected::Other("a big integer"),
+            Value::Global { .. } => de::Unexpected::Other("a placeholder of a Python global"),
+        }
+    }
+}
+
+impl<'de> de::IntoDeserializer<'de, ValueError> for Value {
+    type Deserializer = Value;
+    fn into_deserializer(self) -> Value {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for Value {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::None => v.visit_unit(),
+            Value::Bool(b) => v.visit_bool(b),
+            Value::Int(i) => v.visit_i64(i),
+            Value::BigInt(b) => match i128::try_from(&b) {
+                Ok(i) => v.visit_i128(i),
+                Err(_) => match u128::try_from(&b) {
+                    Ok(u) => v.visit_u128(u),
+                    Err(_) => Err(ValueError(format!("integer {b} does not fit in 128 bits"))),
+                },
+            },
+            Value::Float(f) => v.visit_f64(f),
+            Value::Str(s) => v.visit_string(s),
+            Value::Bytes(b) | Value::ByteArray(b) => v.visit_byte_buf(b),
+            Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                v.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+            }
+            Value::Dict(pairs) => v.visit_map(de::value::MapDeserializer::new(pairs.into_iter())),
+            Value::Global { name, .. } => {
+                Err(ValueError(format!("a placeholder of global {name} cannot be read as a Rust value")))
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::None => v.visit_none(),
+            other => v.visit_some(other),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::None => v.visit_unit(),
+            Value::Tuple(items) | Value::List(items) if items.is_empty() => v.visit_unit(),
+            other => Err(de::Error::invalid_type(other.unexpected(), &"None")),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        self.deserialize_unit(v)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        v.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        match self {
+            // `Vec<u8>` from Python `bytes`.
+            Value::Bytes(b) | Value::ByteArray(b) => {
+                v.visit_seq(de::value::SeqDeserializer::new(b.into_iter()))
+            }
+            other => other.deserialize_any(v),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, ValueError> {
+        self.deserialize_seq(v)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        self.deserialize_seq(v)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        match self {
+            Value::Str(variant) => v.visit_enum(de::value::StringDeserializer::<ValueError>::new(variant)),
+            Value::Dict(mut pairs) if pairs.len() == 1 => {
+                let Some((key, value)) = pairs.pop() else {
+                    return Err(ValueError("empty enum dict".into()));
+                };
+                v.visit_enum(EnumValue { key, value: Some(value) })
+            }
+            // serde-pickle's older ('Variant', value) form.
+            Value::Tuple(mut items) | Value::List(mut items) if (1..=2).contains(&items.len()) => {
+                let value = if items.len() == 2 { items.pop() } else { None };
+                let key = items.remove(0);
+                v.visit_enum(EnumValue { key, value })
+            }
+            other => Err(de::Error::invalid_type(other.unexpected(), &"an enum variant")),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf map struct identifier ignored_any
+    }
+}
+
+struct EnumValue {
+    key: Value,
+    value: Option<Value>,
+}
+
+impl<'de> de::EnumAccess<'de> for EnumValue {
+    type Error = ValueError;
+    type Variant = VariantValue;
+
+    fn variant_seed<S: de::DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, VariantValue), ValueError> {
+        let variant = seed.deserialize(self.key)?;
+        Ok((variant, VariantValue(self.value)))
+    }
+}
+
+struct VariantValue(Option<Value>);
+
+impl<'de> de::VariantAccess<'de> for VariantValue {
+    type Error = ValueError;
+
+    fn unit_variant(self) -> Result<(), ValueError> {
+        Ok(())
+    }
+
+    fn newtype_variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, ValueError> {
+        seed.deserialize(self.0.unwrap_or(Value::None))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, ValueError> {
+        self.0.unwrap_or(Value::None).deserialize_seq(v)
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        self.0.unwrap_or(Value::None).deserialize_any(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Point {
+        x: i32,
+        y: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Rect { w: u8, h: u8 },
+    }
+
+    fn s(x: &str) -> Value {
+        Value::Str(x.into())
+    }
+
+    #[test]
+    fn reads_structs_options_and_numbers() {
+        let v = Value::Dict(vec![(s("x"), Value::Int(3)), (s("y"), Value::None)]);
+        assert_eq!(v.deserialize_into::<Point>().unwrap(), Point { x: 3, y: None });
+        assert_eq!(Value::Int(3).deserialize_into::<f64>().unwrap(), 3.0);
+        assert!(Value::Int(300).deserialize_into::<u8>().is_err(), "out of range is an error");
+        let big = Value::BigInt(num_bigint::BigInt::from(u64::MAX) + 1u8);
+        assert_eq!(big.deserialize_into::<u128>().unwrap(), u128::from(u64::MAX) + 1);
+    }
+
+    #[test]
+    fn reads_bytes_sequences_and_tuples() {
+        assert_eq!(Value::Bytes(vec![1, 2]).deserialize_into::<Vec<u8>>().unwrap(), [1, 2]);
+        let t = Value::Tuple(vec![Value::Int(1), s("a")]);
+        assert_eq!(t.deserialize_into::<(i64, String)>().unwrap(), (1, "a".to_string()));
+        let set = Value::Set(vec![Value::Int(2), Value::Int(1)]);
+        assert_eq!(set.deserialize_into::<std::collections::BTreeSet<i64>>().unwrap().len(), 2);
+        assert_eq!(Value::None.deserialize_into::<()>().unwrap(), ());
+    }
+
+    #[test]
+    fn reads_enums_in_serde_pickle_forms() {
+        assert_eq!(s("Empty").deserialize_into::<Shape>().unwrap(), Shape::Empty);
+        let circle = Value::Dict(vec![(s("Circle"), Value::Float(1.5))]);
+        assert_eq!(circle.deserialize_into::<Shape>().unwrap(), Shape::Circle(1.5));
+        let rect = Value::Dict(vec![(
+            s("Rect"),
+            Value::Dict(vec![(s("w"), Value::Int(2)), (s("h"), Value::Int(3))]),
+        )]);
+        assert_eq!(rect.deserialize_into::<Shape>().unwrap(), Shape::Rect { w: 2, h: 3 });
+        let compat = Value::Tuple(vec![s("Circle"), Value::Float(2.0)]);
+        assert_eq!(compat.deserialize_into::<Shape>().unwrap(), Shape::Circle(2.0));
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_not_panics() {
+        assert!(Value::List(vec![]).deserialize_into::<Point>().is_err());
+        assert!(
+            Value::Global { name: "datetime.date".into(), args: Box::new(Value::None) }
+                .deserialize_into::<i64>()
+                .unwrap_err()
+                .to_string()
+                .contains("datetime.date")
+        );
+        assert!(Value::Dict(vec![]).deserialize_into::<Shape>().is_err());
+    }
+}
