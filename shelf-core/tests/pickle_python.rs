@@ -320,7 +320,11 @@ fn every_cpython_3_version_loads_our_pickles() {
         let out = run(&["pyenv", "exec", "python"], &[("PYENV_VERSION", version)], LOAD3, &input).unwrap();
         for line in out.lines() {
             let f: Vec<usize> = line.split(' ').map(|x| x.parse().unwrap()).collect();
-            assert_eq!(f[2], 1, "CPython {version}: {} protocol {} loads to another value", rows[f[0]].0, f[1]);
+            assert_eq!(
+                f[2], 1,
+                "CPython {version}: {} protocol {} loads to another value",
+                rows[f[0]].0, f[1]
+            );
         }
     }
     if tried == 0 {
@@ -478,7 +482,8 @@ print(' '.join(pickle.dumps(Evil(), p).hex() for p in range(6)))
 fn a_pickle_calling_os_system_is_refused_and_runs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("pwned");
-    let Some(out) = run(&["python3"], &[], &format!("import sys; sys.argv = ['', {:?}]\n{DUMP_SYSTEM}", marker), "")
+    let Some(out) =
+        run(&["python3"], &[], &format!("import sys; sys.argv = ['', {:?}]\n{DUMP_SYSTEM}", marker), "")
     else {
         return skip("python3 not found");
     };

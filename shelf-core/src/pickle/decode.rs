@@ -174,7 +174,10 @@ enum Obj {
     /// A safe builtin, named as the pickle named it.
     Callable(Builtin, String),
     /// A global that was not resolved, or an object made by calling one.
-    Global { name: String, args: Option<Item> },
+    Global {
+        name: String,
+        args: Option<Item>,
+    },
 }
 
 impl Obj {
@@ -421,7 +424,8 @@ impl<'a> Vm<'a> {
                 }
                 0x8b => {
                     let n = self.read_i32()?;
-                    let n = usize::try_from(n).map_err(|_| "LONG pickle has negative byte count".to_owned())?;
+                    let n =
+                        usize::try_from(n).map_err(|_| "LONG pickle has negative byte count".to_owned())?;
                     let data = self.read(n)?;
                     self.push_int(BigInt::from_signed_bytes_le(data));
                 }
@@ -757,7 +761,8 @@ impl<'a> Vm<'a> {
     /// The elements of an argument tuple (any iterable of `REDUCE`'s
     /// `func(*args)`).
     fn arg_items(&mut self, args: Item) -> Step<Vec<Item>> {
-        self.iterate(args).map_err(|_| format!("call arguments must be a tuple, not {}", self.type_name(args)))
+        self.iterate(args)
+            .map_err(|_| format!("call arguments must be a tuple, not {}", self.type_name(args)))
     }
 
     /// `iter(item)` for the containers builtins are called with.
@@ -848,7 +853,9 @@ impl<'a> Vm<'a> {
                             dict.insert(k, h, v);
                         }
                     }
-                    Some((a, _)) => return Err(format!("dict() of a {} is not supported", self.type_name(a))),
+                    Some((a, _)) => {
+                        return Err(format!("dict() of a {} is not supported", self.type_name(a)));
+                    }
                 }
                 Ok(self.new_obj(Obj::Dict(dict)))
             }
@@ -1013,7 +1020,7 @@ impl<'a> Vm<'a> {
     }
 
     fn fill_dict(&mut self, dict: &mut Dict, items: &[Item]) -> Step<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("odd number of items for a dict".to_owned());
         }
         for pair in items.chunks_exact(2) {
@@ -1057,28 +1064,42 @@ impl<'a> Vm<'a> {
         Ok((value, hash))
     }
 
+    /// The hash key of a copied-out key. Plain loops keep the native frames
+    /// few per level: keys may be nested up to [`MAX_DEPTH`].
     fn hash_key(&mut self, v: &Value) -> Step<HashKey> {
         Ok(match v {
             Value::None => HashKey::None,
             Value::Bool(b) => HashKey::Int((*b).into()),
             Value::Int(i) => HashKey::Int(*i),
             Value::BigInt(b) => HashKey::BigInt(b.clone()),
-            Value::Float(f) => float_key(*f).unwrap_or_else(|| {
-                self.unique += 1;
-                HashKey::Unique(self.unique)
-            }),
+            Value::Float(f) => match float_key(*f) {
+                Some(k) => k,
+                None => self.unique_key(),
+            },
             Value::Str(s) => HashKey::Str(s.clone()),
             Value::Bytes(b) => HashKey::Bytes(b.clone()),
-            Value::Tuple(items) => HashKey::Tuple(items.iter().map(|i| self.hash_key(i)).collect::<Step<_>>()?),
+            Value::Tuple(items) => {
+                let mut keys = Vec::with_capacity(items.len());
+                for i in items {
+                    keys.push(self.hash_key(i)?);
+                }
+                HashKey::Tuple(keys)
+            }
             Value::FrozenSet(items) => {
-                HashKey::FrozenSet(items.iter().map(|i| self.hash_key(i)).collect::<Step<_>>()?)
+                let mut keys = BTreeSet::new();
+                for i in items {
+                    keys.insert(self.hash_key(i)?);
+                }
+                HashKey::FrozenSet(keys)
             }
-            Value::Global { .. } => {
-                self.unique += 1;
-                HashKey::Unique(self.unique)
-            }
+            Value::Global { .. } => self.unique_key(),
             other => return Err(format!("unhashable type: '{}'", other.type_name())),
         })
+    }
+
+    fn unique_key(&mut self) -> HashKey {
+        self.unique += 1;
+        HashKey::Unique(self.unique)
     }
 
     // ---- copying out ----
@@ -1092,112 +1113,154 @@ impl<'a> Vm<'a> {
 
     /// Charges a copy of an already built value; `depth` is where it goes.
     fn charge_value(&mut self, v: &Value, depth: usize) -> Step<()> {
-        if depth > MAX_DEPTH {
-            return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
-        }
-        self.charge(1)?;
-        match v {
-            Value::Str(s) => self.charge(s.len() / 8),
-            Value::Bytes(b) | Value::ByteArray(b) => self.charge(b.len() / 8),
-            Value::BigInt(b) => self.charge((b.bits() / 64) as usize),
-            Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
-                items.iter().try_for_each(|i| self.charge_value(i, depth + 1))
+        let mut todo = vec![(v, depth)];
+        while let Some((v, depth)) = todo.pop() {
+            if depth > MAX_DEPTH {
+                return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
             }
-            Value::Dict(pairs) => pairs.iter().try_for_each(|(k, v)| {
-                self.charge_value(k, depth + 1)?;
-                self.charge_value(v, depth + 1)
-            }),
-            Value::Global { args, .. } => self.charge_value(args, depth + 1),
-            _ => Ok(()),
+            self.charge(1)?;
+            match v {
+                Value::Str(s) => self.charge(s.len() / 8)?,
+                Value::Bytes(b) | Value::ByteArray(b) => self.charge(b.len() / 8)?,
+                Value::BigInt(b) => self.charge((b.bits() / 64) as usize)?,
+                Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::FrozenSet(items) => {
+                    todo.extend(items.iter().map(|i| (i, depth + 1)));
+                }
+                Value::Dict(pairs) => {
+                    todo.extend(pairs.iter().flat_map(|(k, v)| [(k, depth + 1), (v, depth + 1)]));
+                }
+                Value::Global { args, .. } => todo.push((args, depth + 1)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies an item out of the arena into a [`Value`] tree, with an
+    /// explicit stack rather than recursion: a deep pickle must not
+    /// overflow the native stack of a debug build.
+    fn materialize(&mut self, item: Item, depth: usize) -> Step<Value> {
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut pending = Some(item);
+        let mut result: Option<Value> = None;
+        loop {
+            if let Some(it) = pending.take() {
+                match self.open(it, depth + frames.len()) {
+                    Ok(Opened::Done(v)) => result = Some(v),
+                    Ok(Opened::Frame(f)) => frames.push(f),
+                    Err(e) => {
+                        for f in &frames {
+                            self.active.remove(&f.obj);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            let Some(top) = frames.last_mut() else {
+                return Ok(result.expect("an item was opened"));
+            };
+            if let Some(v) = result.take() {
+                top.done.push(v);
+            }
+            if let Some(&next) = top.items.get(top.done.len()) {
+                pending = Some(next);
+            } else {
+                let f = frames.pop().expect("just looked at it");
+                self.active.remove(&f.obj);
+                result = Some(f.finish());
+            }
         }
     }
 
-    /// Copies an item out of the arena into a [`Value`] tree.
-    fn materialize(&mut self, item: Item, depth: usize) -> Step<Value> {
+    /// Starts copying one item: scalars and immutable values are done at
+    /// once, containers become a frame whose children are copied next.
+    fn open(&mut self, item: Item, depth: usize) -> Step<Opened> {
         let i = match item {
-            Item::None => return Ok(Value::None),
-            Item::Bool(b) => return Ok(Value::Bool(b)),
-            Item::Int(n) => return Ok(Value::Int(n)),
-            Item::Float(f) => return Ok(Value::Float(f)),
+            Item::None => return Ok(Opened::Done(Value::None)),
+            Item::Bool(b) => return Ok(Opened::Done(Value::Bool(b))),
+            Item::Int(n) => return Ok(Opened::Done(Value::Int(n))),
+            Item::Float(f) => return Ok(Opened::Done(Value::Float(f))),
             Item::Obj(i) => i,
         };
         if depth > MAX_DEPTH {
             return Err(format!("values nested deeper than {MAX_DEPTH} levels"));
         }
+        self.charge(1)?;
+        let frame = |kind, items: Vec<Item>| Opened::Frame(Frame { obj: i, kind, done: Vec::new(), items });
+        let opened = match &self.heap[i] {
+            Obj::Frozen(v) => {
+                let v = v.clone();
+                self.charge_value(&v, depth)?;
+                return Ok(Opened::Done(v));
+            }
+            Obj::ByteArray(b) => {
+                let b = b.clone();
+                self.charge(b.len() / 8)?;
+                return Ok(Opened::Done(Value::ByteArray(b)));
+            }
+            Obj::Set(s) | Obj::FrozenSet(s) => {
+                let set = matches!(self.heap[i], Obj::Set(_));
+                let items = s.items.clone();
+                items.iter().try_for_each(|v| self.charge_value(v, depth + 1))?;
+                return Ok(Opened::Done(if set { Value::Set(items) } else { Value::FrozenSet(items) }));
+            }
+            Obj::Callable(_, name) => {
+                if !self.options.placeholder_globals {
+                    return Err(format!("the type {name} itself is not a value"));
+                }
+                return Ok(Opened::Done(Value::Global { name: name.clone(), args: Box::new(Value::None) }));
+            }
+            Obj::List(v) => frame(Kind::List, v.clone()),
+            Obj::Tuple(v) => frame(Kind::Tuple, v.clone()),
+            Obj::Dict(d) => {
+                let (keys, values): (Vec<Value>, Vec<Item>) = d.pairs.iter().cloned().unzip();
+                keys.iter().try_for_each(|k| self.charge_value(k, depth + 1))?;
+                frame(Kind::Dict(keys), values)
+            }
+            Obj::Global { name, args } => frame(Kind::Global(name.clone()), args.iter().copied().collect()),
+        };
         if !self.active.insert(i) {
             return Err(format!(
                 "recursive structure: a {} contains itself, which a Value cannot hold",
                 self.heap[i].type_name()
             ));
         }
-        let result = self.materialize_obj(i, depth);
-        self.active.remove(&i);
-        result
+        Ok(opened)
     }
+}
 
-    fn materialize_obj(&mut self, i: usize, depth: usize) -> Step<Value> {
-        let items = |vm: &mut Self, items: Vec<Item>| -> Step<Vec<Value>> {
-            vm.charge(1)?;
-            items.into_iter().map(|it| vm.materialize(it, depth + 1)).collect()
-        };
-        let values = |vm: &mut Self, values: Vec<Value>| -> Step<Vec<Value>> {
-            vm.charge(1)?;
-            values.iter().try_for_each(|v| vm.charge_value(v, depth + 1))?;
-            Ok(values)
-        };
-        match &self.heap[i] {
-            Obj::Frozen(v) => {
-                let v = v.clone();
-                self.charge_value(&v, depth)?;
-                Ok(v)
-            }
-            Obj::ByteArray(b) => {
-                let b = b.clone();
-                self.charge(1 + b.len() / 8)?;
-                Ok(Value::ByteArray(b))
-            }
-            Obj::List(v) => {
-                let v = v.clone();
-                Ok(Value::List(items(self, v)?))
-            }
-            Obj::Tuple(v) => {
-                let v = v.clone();
-                Ok(Value::Tuple(items(self, v)?))
-            }
-            Obj::Set(s) => {
-                let s = s.items.clone();
-                Ok(Value::Set(values(self, s)?))
-            }
-            Obj::FrozenSet(s) => {
-                let s = s.items.clone();
-                Ok(Value::FrozenSet(values(self, s)?))
-            }
-            Obj::Dict(d) => {
-                let pairs = d.pairs.clone();
-                self.charge(1)?;
-                let mut out = Vec::with_capacity(pairs.len());
-                for (k, v) in pairs {
-                    self.charge_value(&k, depth + 1)?;
-                    let v = self.materialize(v, depth + 1)?;
-                    out.push((k, v));
-                }
-                Ok(Value::Dict(out))
-            }
-            Obj::Callable(_, name) => {
-                if self.options.placeholder_globals {
-                    Ok(Value::Global { name: name.clone(), args: Box::new(Value::None) })
-                } else {
-                    Err(format!("the type {name} itself is not a value"))
-                }
-            }
-            Obj::Global { name, args, .. } => {
-                let (name, args) = (name.clone(), *args);
-                self.charge(1)?;
-                let args = match args {
-                    Some(a) => self.materialize(a, depth + 1)?,
-                    None => Value::None,
-                };
-                Ok(Value::Global { name, args: Box::new(args) })
+/// What [`Vm::open`] made of an item.
+enum Opened {
+    Done(Value),
+    Frame(Frame),
+}
+
+/// A container being copied out: its children, and those copied so far.
+struct Frame {
+    obj: usize,
+    kind: Kind,
+    items: Vec<Item>,
+    done: Vec<Value>,
+}
+
+enum Kind {
+    List,
+    Tuple,
+    /// The keys, already values; `items` are the values.
+    Dict(Vec<Value>),
+    /// The name; `items` holds the arguments, if any.
+    Global(String),
+}
+
+impl Frame {
+    fn finish(self) -> Value {
+        match self.kind {
+            Kind::List => Value::List(self.done),
+            Kind::Tuple => Value::Tuple(self.done),
+            Kind::Dict(keys) => Value::Dict(keys.into_iter().zip(self.done).collect()),
+            Kind::Global(name) => {
+                let args = self.done.into_iter().next().unwrap_or(Value::None);
+                Value::Global { name, args: Box::new(args) }
             }
         }
     }
@@ -1393,14 +1456,219 @@ fn raw_unicode_escape_decode(s: &[u8]) -> Step<String> {
     while k < units.len() {
         let u = units[k];
         k += 1;
-        let ch = if (0xd800..0xdc00).contains(&u) && units.get(k).is_some_and(|l| (0xdc00..0xe000).contains(l)) {
-            let lo = units[k];
-            k += 1;
-            0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00)
-        } else {
-            u
-        };
+        let ch =
+            if (0xd800..0xdc00).contains(&u) && units.get(k).is_some_and(|l| (0xdc00..0xe000).contains(l)) {
+                let lo = units[k];
+                k += 1;
+                0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00)
+            } else {
+                u
+            };
         out.push(char::from_u32(ch).ok_or("lone surrogate in a UNICODE string")?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(p: &[u8]) -> Result<Value, DecodeError> {
+        decode(p, DecodeOptions::default())
+    }
+
+    fn load_placeholders(p: &[u8]) -> Result<Value, DecodeError> {
+        decode(p, DecodeOptions { placeholder_globals: true })
+    }
+
+    fn err(p: &[u8]) -> String {
+        load(p).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn protocol_0_int_01_is_true_and_00_false() {
+        assert_eq!(load(b"I01\n.").unwrap(), Value::Bool(true));
+        assert_eq!(load(b"I00\n.").unwrap(), Value::Bool(false));
+        assert_eq!(load(b"I1\n.").unwrap(), Value::Int(1));
+        assert_eq!(load(b"I-7\n.").unwrap(), Value::Int(-7));
+        assert_eq!(load(b"I0x10\n.").unwrap(), Value::Int(16));
+        assert_eq!(load(b"I9223372036854775808\n.").unwrap(), Value::BigInt(BigInt::from(1u64 << 63)));
+        assert!(err(b"I012\n.").contains("invalid literal"));
+    }
+
+    #[test]
+    fn protocol_0_long_takes_an_optional_trailing_l() {
+        assert_eq!(load(b"L123L\n.").unwrap(), Value::Int(123));
+        assert_eq!(load(b"L-5\n.").unwrap(), Value::Int(-5));
+        let digits = "9".repeat(MAX_DECIMAL_DIGITS + 1);
+        assert!(err(format!("L{digits}\n.").as_bytes()).contains("digits"));
+    }
+
+    #[test]
+    fn protocol_0_float_parses_python_reprs() {
+        assert_eq!(load(b"F1.5\n.").unwrap(), Value::Float(1.5));
+        assert_eq!(load(b"Finf\n.").unwrap(), Value::Float(f64::INFINITY));
+        assert!(matches!(load(b"Fnan\n.").unwrap(), Value::Float(f) if f.is_nan()));
+    }
+
+    #[test]
+    fn string_is_a_quoted_repr_decoded_as_utf8_or_bytes() {
+        assert_eq!(load(b"S'a\\x00b'\n.").unwrap(), Value::Str("a\0b".into()));
+        assert_eq!(load(b"S\"it's\"\n.").unwrap(), Value::Str("it's".into()));
+        assert_eq!(load(b"S'\\xff\\n\\101'\n.").unwrap(), Value::Bytes(vec![0xff, b'\n', b'A']));
+        assert_eq!(load(b"S'\\xc3\\xa9'\n.").unwrap(), Value::Str("é".into()));
+        assert!(err(b"Sabc\n.").contains("must be quoted"));
+        assert!(err(b"S'\\x4'\n.").contains("\\x escape"));
+        assert_eq!(load(b"U\x02\xc3\xa9.").unwrap(), Value::Str("é".into()));
+        assert_eq!(load(b"T\x01\x00\x00\x00\xff.").unwrap(), Value::Bytes(vec![0xff]));
+        assert!(err(b"T\xff\xff\xff\xff.").contains("negative"));
+    }
+
+    #[test]
+    fn unicode_is_raw_unicode_escape() {
+        assert_eq!(load(b"V\xe9\\u2603\\U0001f600\n.").unwrap(), Value::Str("é☃😀".into()));
+        // an even number of backslashes does not escape
+        assert_eq!(load(b"V\\\\u0041\n.").unwrap(), Value::Str("\\\\u0041".into()));
+        // surrogate pairs of narrow Python 2 builds are joined
+        assert_eq!(load(b"V\\ud83d\\ude00\n.").unwrap(), Value::Str("😀".into()));
+        assert!(err(b"V\\ud83d\n.").contains("surrogate"));
+        assert!(err(b"V\\u12\n.").contains("truncated"));
+    }
+
+    #[test]
+    fn memo_gets_of_missing_ids_are_errors() {
+        assert!(err(b"\x80\x02h\x05.").contains("memo value not found at index 5"));
+        assert!(err(b"\x80\x02j\x00\x01\x00\x00.").contains("memo"));
+        assert!(err(b"g3\n.").contains("memo"));
+        assert!(err(b"Np-1\n.").contains("memo index"));
+    }
+
+    #[test]
+    fn memoize_and_shared_references_copy() {
+        let v = load(b"\x80\x04]\x94K\x01a(h\x00h\x00l.").unwrap();
+        let inner = Value::List(vec![Value::Int(1)]);
+        assert_eq!(v, Value::List(vec![inner.clone(), inner]));
+    }
+
+    #[test]
+    fn recursive_structures_are_errors() {
+        assert!(err(b"\x80\x02]q\x00h\x00a.").contains("recursive structure: a list contains itself"));
+        assert!(err(b"\x80\x02}q\x00K\x01h\x00s.").contains("recursive"));
+        assert!(err(b"\x80\x02]q\x00h\x00\x85a.").contains("recursive"));
+        // a list containing itself as a dict key is unhashable first
+        assert!(err(b"\x80\x02]q\x00}h\x00K\x01sa.").contains("unhashable type: 'list'"));
+    }
+
+    #[test]
+    fn keys_follow_python_equality() {
+        // {1: 'a', 1.0: 'b', True: 'c'} is {1: 'c'}
+        let p = b"\x80\x02}(K\x01X\x01\x00\x00\x00aG?\xf0\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00b\x88X\x01\x00\x00\x00cu.";
+        assert_eq!(load(p).unwrap(), Value::Dict(vec![(Value::Int(1), Value::Str("c".into()))]));
+        // frozenset({(1, 2), (1, 2)}) has one element; NaN never equals
+        let p = b"\x80\x04(K\x01K\x02\x86K\x01K\x02\x86G\x7f\xf8\x00\x00\x00\x00\x00\x00G\x7f\xf8\x00\x00\x00\x00\x00\x00\x91.";
+        let Value::FrozenSet(items) = load(p).unwrap() else { panic!() };
+        assert_eq!(items.len(), 3);
+        assert!(err(b"\x80\x04\x8f(]\x90.").contains("unhashable type: 'list'"));
+    }
+
+    #[test]
+    fn huge_declared_lengths_fail_before_allocating() {
+        for p in [
+            &b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f."[..],
+            b"\x80\x04\x8d\x00\x00\x00\x00\x00\x00\x00\x40.",
+            b"\x80\x05\x96\xff\xff\xff\xff\xff\xff\xff\xff.",
+            b"\x80\x03X\xff\xff\xff\xff.",
+            b"\x80\x03B\xff\xff\xff\xff.",
+            b"\x80\x02\x8b\xff\xff\xff\x7f.",
+            b"\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\xff.",
+        ] {
+            let e = err(p);
+            assert!(e.contains("truncated") || e.contains("frame") || e.contains("address space"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unsupported_opcodes_say_what_they_are() {
+        assert!(err(b"P1\n.").contains("persistent"));
+        assert!(err(b"\x80\x02N\x82\x01.").contains("extension"));
+        assert!(err(b"\x80\x05\x97.").contains("out-of-band"));
+        assert!(err(b"\x80\x06N.").contains("unsupported pickle protocol: 6"));
+        assert!(err(b"\x80\x04K\x01K\x02\x93.").contains("STACK_GLOBAL requires str"));
+        assert!(err(b"\xff.").contains("invalid load key"));
+        assert!(err(b"N").contains("no STOP"));
+        assert!(err(b".").contains("stack underflow"));
+        assert!(err(b"t.").contains("MARK"));
+    }
+
+    #[test]
+    fn pop_on_an_empty_stack_pops_a_mark_and_bytes_after_stop_are_ignored() {
+        assert_eq!(load(b"N(0.").unwrap(), Value::None);
+        assert_eq!(load(b"K\x01.garbage").unwrap(), Value::Int(1));
+        assert_eq!(load(b"(K\x01K\x021N.").unwrap(), Value::None);
+        assert_eq!(load(b"K\x012\x86.").unwrap(), Value::Tuple(vec![Value::Int(1), Value::Int(1)]));
+    }
+
+    #[test]
+    fn globals_are_refused_by_name_or_kept_as_placeholders() {
+        let p = b"cdatetime\ndate\n(S'\\x07\\xe4\\x01\\x01'\ntR.";
+        assert_eq!(load(p).unwrap_err(), DecodeError::Global { name: "datetime.date".into(), pos: 0 });
+        assert_eq!(
+            load_placeholders(p).unwrap(),
+            Value::Global {
+                name: "datetime.date".into(),
+                args: Box::new(Value::Tuple(vec![Value::Bytes(vec![7, 0xe4, 1, 1])])),
+            }
+        );
+        // INST then BUILD: args become (args, state)
+        let p = b"(i__main__\nFoo\n(dS'a'\nI1\nsb.";
+        assert!(err(p).contains("__main__.Foo"));
+        let state = Value::Dict(vec![(Value::Str("a".into()), Value::Int(1))]);
+        assert_eq!(
+            load_placeholders(p).unwrap(),
+            Value::Global {
+                name: "__main__.Foo".into(),
+                args: Box::new(Value::Tuple(vec![Value::Tuple(vec![]), state.clone()])),
+            }
+        );
+        // NEWOBJ with no arguments then BUILD, protocol 2
+        let p = b"\x80\x02c__main__\nFoo\n)\x81}(X\x01\x00\x00\x00aK\x01ub.";
+        let Value::Global { args, .. } = load_placeholders(p).unwrap() else { panic!() };
+        assert_eq!(*args, Value::Tuple(vec![Value::Tuple(vec![]), state]));
+        // a bare class
+        assert_eq!(
+            load_placeholders(b"cos\nsystem\n.").unwrap(),
+            Value::Global { name: "os.system".into(), args: Box::new(Value::None) }
+        );
+        assert!(err(b"cbuiltins\nset\n.").contains("builtins.set itself"));
+        assert!(err(b"cbuiltins\nlist\n(K\x01tb.").contains("BUILD"));
+    }
+
+    #[test]
+    fn safe_builtins_are_called_by_name() {
+        assert_eq!(load(b"c__builtin__\nset\n((K\x01K\x01ltR.").unwrap(), Value::Set(vec![Value::Int(1)]));
+        assert_eq!(load(b"\x80\x02c__builtin__\nbytes\n)R.").unwrap(), Value::Bytes(vec![]));
+        assert_eq!(load(b"c_codecs\nencode\n(V\xff\nS'latin1'\ntR.").unwrap(), Value::Bytes(vec![0xff]));
+        assert!(err(b"c_codecs\nencode\n(V\\u2603\nS'latin1'\ntR.").contains("can't encode"));
+        assert!(err(b"c_codecs\nencode\n(Va\nS'rot13'\ntR.").contains("unsupported encoding"));
+        assert_eq!(
+            load(b"ccopy_reg\n_reconstructor\n(c__builtin__\nlist\nc__builtin__\nlist\n(K\x01ltR.").unwrap(),
+            Value::List(vec![Value::Int(1)])
+        );
+        assert_eq!(
+            load(b"\x80\x02c__builtin__\nlist\n)\x81K\x01a.").unwrap(),
+            Value::List(vec![Value::Int(1)])
+        );
+        assert!(err(b"\x80\x02K\x01)R.").contains("not callable"));
+    }
+
+    #[test]
+    fn deep_keys_stay_within_the_depth_limit() {
+        for (n, ok) in [(998, true), (1200, false)] {
+            let mut p = b"\x80\x04(N".to_vec();
+            p.extend(std::iter::repeat_n(0x85, n));
+            p.push(0x91);
+            p.push(b'.');
+            assert_eq!(load(&p).is_ok(), ok, "{n}");
+        }
+    }
 }

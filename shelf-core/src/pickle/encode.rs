@@ -79,7 +79,11 @@ impl Pickler {
 
     /// Writes a memo get if `key` was saved before; else runs `save`, whose
     /// final memo put is recorded for `key`.
-    fn shared(&mut self, key: Option<Shared>, save: impl FnOnce(&mut Self) -> Result<u32, String>) -> Result<(), String> {
+    fn shared(
+        &mut self,
+        key: Option<Shared>,
+        save: impl FnOnce(&mut Self) -> Result<u32, String>,
+    ) -> Result<(), String> {
         if let Some(k) = &key
             && let Some(&idx) = self.shared.get(k)
         {
@@ -327,5 +331,45 @@ impl Pickler {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> Value {
+        let mut v = Value::None;
+        for _ in 0..depth {
+            v = Value::List(vec![v]);
+        }
+        v
+    }
+
+    #[test]
+    fn matches_cpython_for_simple_values() {
+        // the bytes of CPython 3.11's pickle.dumps(v, 3) and (v, 2)
+        let v = Value::List(vec![Value::Int(1), Value::List(vec![Value::Int(2)])]);
+        assert_eq!(encode(&v, 3).unwrap(), b"\x80\x03]q\x00(K\x01]q\x01K\x02ae.");
+        let v = Value::ByteArray(b"ab".to_vec());
+        assert_eq!(
+            encode(&v, 2).unwrap(),
+            &b"\x80\x02c__builtin__\nbytearray\nq\x00c_codecs\nencode\nq\x01X\x02\x00\x00\x00abq\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05\x85q\x06Rq\x07."[..]
+        );
+        let v = Value::BigInt(BigInt::from(1u64 << 63));
+        assert_eq!(encode(&v, 3).unwrap(), b"\x80\x03\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\x00.");
+        assert_eq!(encode(&Value::Int(-(1 << 31)), 3).unwrap(), b"\x80\x03J\x00\x00\x00\x80.");
+    }
+
+    #[test]
+    fn depth_is_limited_without_overflowing_the_stack() {
+        assert!(encode(&nested(MAX_DEPTH), 3).is_ok());
+        assert!(encode(&nested(MAX_DEPTH + 5), 3).unwrap_err().contains("nested deeper"));
+    }
+
+    #[test]
+    fn placeholders_are_not_pickled() {
+        let v = Value::Global { name: "datetime.date".into(), args: Box::new(Value::None) };
+        assert!(encode(&v, 3).unwrap_err().contains("datetime.date"));
     }
 }
