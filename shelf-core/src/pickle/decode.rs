@@ -630,13 +630,13 @@ impl<'a> Vm<'a> {
                     self.push(result);
                 }
                 0x92 => {
-                    // NEWOBJ_EX: keyword arguments are kept only for placeholders
+                    // NEWOBJ_EX: a placeholder keeps `(args, kwargs)`; the
+                    // builtins take no keyword arguments that matter here
                     let kwargs = self.pop()?;
                     let args = self.pop()?;
                     let cls = self.pop()?;
                     let result = if matches!(self.obj(cls), Some(Obj::Global { .. })) {
-                        let both = self.new_obj(Obj::Tuple(vec![args, kwargs]));
-                        self.call(cls, vec![both], true)?
+                        self.call(cls, vec![args, kwargs], true)?
                     } else {
                         let args = self.arg_items(args)?;
                         self.call(cls, args, true)?
@@ -1314,9 +1314,10 @@ fn utf8_line(line: &[u8]) -> Step<&str> {
     std::str::from_utf8(line).map_err(|_| "global name is not valid UTF-8".to_owned())
 }
 
+/// The decimal argument of GET and PUT (`int(line)` in `load_get`).
 fn parse_memo_id(line: &[u8]) -> Step<u64> {
-    let v = parse_int(line)?;
-    u64::try_from(&v).map_err(|_| format!("invalid memo index {v}"))
+    let text = String::from_utf8_lossy(line);
+    text.trim().parse().map_err(|_| format!("invalid memo index {text:?}"))
 }
 
 /// `int(text, 0)`: optional sign, `0x`/`0o`/`0b` prefixes, underscores
@@ -1634,6 +1635,11 @@ mod tests {
         let p = b"\x80\x02c__main__\nFoo\n)\x81}(X\x01\x00\x00\x00aK\x01ub.";
         let Value::Global { args, .. } = load_placeholders(p).unwrap() else { panic!() };
         assert_eq!(*args, Value::Tuple(vec![Value::Tuple(vec![]), state]));
+        // NEWOBJ_EX keeps (args, kwargs)
+        let p = b"\x80\x04c__main__\nFoo\nK\x01\x85}X\x01\x00\x00\x00kK\x02s\x92.";
+        let Value::Global { args, .. } = load_placeholders(p).unwrap() else { panic!() };
+        let kwargs = Value::Dict(vec![(Value::Str("k".into()), Value::Int(2))]);
+        assert_eq!(*args, Value::Tuple(vec![Value::Tuple(vec![Value::Int(1)]), kwargs]));
         // a bare class
         assert_eq!(
             load_placeholders(b"cos\nsystem\n.").unwrap(),
