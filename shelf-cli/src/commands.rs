@@ -1,0 +1,512 @@
+//! The commands other than `bench`: each takes its parsed arguments and
+//! writes its output to `out`, returning a [`CliError`] on failure.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use globset::{Glob, GlobMatcher};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use shelf::{DynShelf, Flag, Protocol, Value, WhichDb};
+
+use crate::db::{self, DbOpts};
+use crate::error::CliError;
+use crate::json_value::{self, Json};
+
+type Out<'a> = &'a mut dyn Write;
+
+fn write_err(e: std::io::Error) -> CliError {
+    CliError::env(format!("cannot write output: {e}"))
+}
+
+/// `shelf whichdb PATH`: prints one word; exit 0 only for a backend name.
+pub fn whichdb(path: &Path, out: Out) -> Result<(), CliError> {
+    let found = shelf::whichdb(path);
+    writeln!(out, "{}", found.as_str()).map_err(write_err)?;
+    match found {
+        WhichDb::Backend(_) => Ok(()),
+        // The word on stdout is the answer; the exit code says it is not a
+        // database, with no second message on stderr.
+        WhichDb::Missing => Err(CliError::not_found(String::new())),
+        WhichDb::Unknown => Err(CliError::data(String::new())),
+    }
+}
+
+/// `shelf info PATH`.
+pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliError> {
+    let s = opts.open(path, Flag::Read)?;
+    let backend = s.backend()?;
+    let caps = backend.capabilities();
+    let len = s.len()?;
+    let stats = backend.stats()?;
+    // Backends that do not report their files get the size of what is at
+    // the path (and its dbm-style siblings).
+    let bytes = if stats.files.is_empty() && stats.bytes_on_disk == 0 {
+        db::size_on_disk(path)
+    } else {
+        stats.bytes_on_disk
+    };
+    let commit = if caps.commit_number { Some(backend.commit_number()?) } else { None };
+    let mut can = Vec::new();
+    for (on, name) in [
+        (caps.persistent, "persistent"),
+        (caps.ordered_keys, "ordered_keys"),
+        (caps.metadata, "metadata"),
+        (caps.python_format, "python_format"),
+        (caps.multi_process, "multi_process"),
+        (caps.atomic_batch, "atomic_batch"),
+        (caps.compact, "compact"),
+        (caps.check, "check"),
+        (caps.commit_number, "commit_number"),
+        (caps.path_keys, "path_keys"),
+    ] {
+        if on {
+            can.push(name);
+        }
+    }
+    if json {
+        let doc = serde_json::json!({
+            "path": path.display().to_string(),
+            "backend": backend.name(),
+            "protocol": s.protocol().name(),
+            "keys": len,
+            "bytes_on_disk": bytes,
+            "reclaimable_bytes": stats.reclaimable_bytes,
+            "commit_number": commit,
+            "capabilities": can,
+        });
+        writeln!(out, "{doc:#}").map_err(write_err)?;
+    } else {
+        let mut lines = vec![
+            ("path", path.display().to_string()),
+            ("backend", backend.name().to_owned()),
+            ("protocol", s.protocol().name().to_owned()),
+            ("keys", len.to_string()),
+            ("bytes on disk", bytes.to_string()),
+        ];
+        if let Some(r) = stats.reclaimable_bytes {
+            lines.push(("reclaimable", r.to_string()));
+        }
+        if let Some(c) = commit {
+            lines.push(("commit number", c.to_string()));
+        }
+        lines.push(("capabilities", can.join(", ")));
+        for (k, v) in lines {
+            writeln!(out, "{:<14} {v}", format!("{k}:")).map_err(write_err)?;
+        }
+    }
+    db::close(s, path)
+}
+
+fn glob_matcher(pattern: &str) -> Result<GlobMatcher, CliError> {
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| CliError::usage(format!("invalid --glob pattern {pattern:?}: {e}")))
+}
+
+#[cfg(unix)]
+fn glob_matches(m: &GlobMatcher, key: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    m.is_match(std::ffi::OsStr::from_bytes(key))
+}
+
+#[cfg(not(unix))]
+fn glob_matches(m: &GlobMatcher, key: &[u8]) -> bool {
+    m.is_match(String::from_utf8_lossy(key).as_ref())
+}
+
+/// `shelf keys PATH [--glob P] [--json]`.
+pub fn keys(path: &Path, opts: &DbOpts, glob: Option<&str>, json: bool, out: Out) -> Result<(), CliError> {
+    let matcher = glob.map(glob_matcher).transpose()?;
+    let s = opts.open(path, Flag::Read)?;
+    let keys: Vec<Vec<u8>> =
+        s.keys_raw()?.into_iter().filter(|k| matcher.as_ref().is_none_or(|m| glob_matches(m, k))).collect();
+    if json {
+        let arr: Vec<String> = keys.iter().map(|k| json_value::key_to_json(k)).collect();
+        serde_json::to_writer(&mut *out, &arr).map_err(|e| write_err(e.into()))?;
+        writeln!(out).map_err(write_err)?;
+    } else {
+        for k in &keys {
+            writeln!(out, "{}", db::key_line(k)).map_err(write_err)?;
+        }
+    }
+    db::close(s, path)
+}
+
+/// The JSON form of a stored value: decoded where the protocol is
+/// self-describing, else (and where decoding fails, with a warning) the
+/// raw bytes as `$raw`, so nothing is lost.
+fn stored_to_json(s: &DynShelf, key: &[u8], bytes: &[u8], warn: &mut dyn FnMut(String)) -> Json {
+    let p = s.protocol();
+    if !p.is_self_describing() {
+        return json_value::raw(bytes);
+    }
+    match p.decode_value(bytes) {
+        Ok(v) => json_value::from_value(&v),
+        Err(e) => {
+            warn(format!(
+                "key {:?}: cannot decode with protocol '{}' ({e}); written as $raw",
+                json_value::key_to_json(key),
+                p.name()
+            ));
+            json_value::raw(bytes)
+        }
+    }
+}
+
+fn missing_key(key: &[u8], path: &Path) -> CliError {
+    CliError::not_found(format!("key {:?} not found in {}", json_value::key_to_json(key), path.display()))
+}
+
+/// `shelf get PATH KEY`.
+pub fn get(path: &Path, opts: &DbOpts, key: &str, out: Out) -> Result<(), CliError> {
+    let k = db::key_arg(key)?;
+    let s = opts.open(path, Flag::Read)?;
+    let bytes = s.get_bytes(&k)?.ok_or_else(|| missing_key(&k, path))?;
+    let j = stored_to_json(&s, &k, &bytes, &mut |w| eprintln!("shelf: warning: {w}"));
+    writeln!(out, "{}", j.to_text()).map_err(write_err)?;
+    db::close(s, path)
+}
+
+/// Where a JSON document came from, for error messages.
+fn malformed(source: &str, e: &serde_json::Error) -> CliError {
+    CliError::data(format!("malformed JSON in {source}: {e}"))
+}
+
+/// Stores one value given in its JSON form: `$raw` as its bytes untouched,
+/// anything else encoded with the shelf's protocol.
+fn store(s: &mut DynShelf, key: &[u8], j: &Json, source: &str) -> Result<(), CliError> {
+    let shown = json_value::key_to_json(key);
+    let bad = |e: json_value::FormError| CliError::data(format!("{source}: value of key {shown:?}: {e}"));
+    match json_value::raw_bytes(j).map_err(bad)? {
+        Some(bytes) => s.backend_mut()?.insert(key, &bytes)?,
+        None => {
+            let v = json_value::to_value(j).map_err(bad)?;
+            s.insert(key, &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// `shelf set PATH KEY JSON` (`-` reads the JSON from stdin).
+pub fn set(path: &Path, opts: &DbOpts, key: &str, value: &str) -> Result<(), CliError> {
+    let k = db::key_arg(key)?;
+    let (text, source) = if value == "-" {
+        let mut t = String::new();
+        std::io::stdin().read_to_string(&mut t).map_err(|e| CliError::env(format!("reading stdin: {e}")))?;
+        (t, "stdin")
+    } else {
+        (value.to_owned(), "the JSON argument")
+    };
+    // Parse before opening, so a typo never creates an empty database.
+    let j = json_value::parse(&text).map_err(|e| malformed(source, &e))?;
+    let mut s = opts.open(path, Flag::Create)?;
+    store(&mut s, &k, &j, source)?;
+    db::close(s, path)
+}
+
+/// `shelf del PATH KEY`.
+pub fn del(path: &Path, opts: &DbOpts, key: &str) -> Result<(), CliError> {
+    let k = db::key_arg(key)?;
+    let mut s = opts.open(path, Flag::Write)?;
+    if !s.remove(&k)? {
+        return Err(missing_key(&k, path));
+    }
+    db::close(s, path)
+}
+
+/// `shelf dump PATH [--out FILE] [--raw]`.
+pub fn dump(path: &Path, opts: &DbOpts, out_file: Option<&Path>, raw: bool, out: Out) -> Result<(), CliError> {
+    let s = opts.open(path, Flag::Read)?;
+    let total = s.len()? as u64;
+    let mut file;
+    let mut stdout_buf;
+    let w: &mut dyn Write = match out_file {
+        Some(p) => {
+            let f = File::create(p).map_err(|e| CliError::env(format!("cannot create {}: {e}", p.display())))?;
+            file = BufWriter::new(f);
+            &mut file
+        }
+        None => {
+            stdout_buf = BufWriter::new(out);
+            &mut stdout_buf
+        }
+    };
+    let target = out_file.map_or("stdout".to_owned(), |p| p.display().to_string());
+    let werr = |e: std::io::Error| CliError::env(format!("cannot write {target}: {e}"));
+    let bar = db::progress(Some(total), "dump");
+    let mut warnings = Vec::new();
+    w.write_all(b"{").map_err(werr)?;
+    let mut n = 0u64;
+    for item in s.backend()?.iter()? {
+        let (k, v) = item?;
+        let j = if raw { json_value::raw(&v) } else { stored_to_json(&s, &k, &v, &mut |m| warnings.push(m)) };
+        let key = serde_json::to_string(&json_value::key_to_json(&k)).map_err(|e| werr(e.into()))?;
+        write!(w, "{}\n  {key}: {}", if n == 0 { "" } else { "," }, j.to_text()).map_err(werr)?;
+        n += 1;
+        bar.inc(1);
+    }
+    w.write_all(if n == 0 { b"}\n" } else { b"\n}\n" }).map_err(werr)?;
+    w.flush().map_err(werr)?;
+    bar.finish_and_clear();
+    for m in &warnings {
+        eprintln!("shelf: warning: {m}");
+    }
+    db::close(s, path)
+}
+
+/// Streams the top-level object of a dump into a shelf, entry by entry, so
+/// a dump of any size loads in constant memory and in its own order.
+struct LoadSeed<'a> {
+    shelf: &'a mut DynShelf,
+    source: &'a str,
+    bar: &'a indicatif::ProgressBar,
+    /// The first failure that is not JSON syntax (a bad `$` form, a refused
+    /// key): serde only carries strings, so it waits here.
+    failure: &'a mut Option<CliError>,
+}
+
+impl<'de> DeserializeSeed<'de> for LoadSeed<'_> {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LoadSeed<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object of {key: value}, as `shelf dump` writes")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let mut n = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            let j: Json = map.next_value()?;
+            let result = json_value::key_from_json(&key)
+                .map_err(|e| CliError::data(format!("{}: {e}", self.source)))
+                .and_then(|k| store(self.shelf, &k, &j, self.source));
+            if let Err(e) = result {
+                *self.failure = Some(e);
+                return Err(de::Error::custom("stopped"));
+            }
+            n += 1;
+            self.bar.inc(1);
+        }
+        Ok(n)
+    }
+}
+
+/// `shelf load PATH [--in FILE]` (stdin by default).
+pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, out: Out) -> Result<(), CliError> {
+    let (reader, source): (Box<dyn BufRead>, String) = match input {
+        Some(p) => {
+            let f = File::open(p).map_err(|e| {
+                let kind =
+                    if e.kind() == std::io::ErrorKind::NotFound { CliError::not_found } else { CliError::env };
+                kind(format!("cannot open {}: {e}", p.display()))
+            })?;
+            (Box::new(BufReader::new(f)), p.display().to_string())
+        }
+        None => (Box::new(BufReader::new(std::io::stdin())), "stdin".to_owned()),
+    };
+    let mut s = opts.open(path, Flag::Create)?;
+    let bar = db::progress(None, "load");
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let seed = LoadSeed { shelf: &mut s, source: &source, bar: &bar, failure: &mut failure };
+    let result = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
+    bar.finish_and_clear();
+    let n = match (result, failure) {
+        (_, Some(f)) => return Err(f.context(format!("loading {}", path.display()))),
+        (Err(e), None) if e.is_io() => return Err(CliError::env(format!("reading {source}: {e}"))),
+        (Err(e), None) => {
+            return Err(malformed(&source, &e).context(format!(
+                "loading {} (keys before the error were stored)",
+                path.display()
+            )));
+        }
+        (Ok(n), None) => n,
+    };
+    let len = s.len()?;
+    db::close(s, path)?;
+    writeln!(out, "loaded {n} keys into {} ({len} keys now)", path.display()).map_err(write_err)
+}
+
+/// The options of `convert`.
+pub struct ConvertArgs<'a> {
+    /// The database to read.
+    pub src: &'a Path,
+    /// The database to write.
+    pub dst: &'a Path,
+    /// DST's backend.
+    pub backend: &'a str,
+    /// DST's protocol (default: SRC's).
+    pub protocol: Option<Protocol>,
+    /// `n` replaces an existing DST; `c` (the default) refuses to.
+    pub flag: Option<Flag>,
+    /// SRC's backend, instead of detecting it.
+    pub src_backend: Option<&'a str>,
+    /// SRC's protocol, instead of the recorded or default one.
+    pub src_protocol: Option<Protocol>,
+}
+
+/// `shelf convert SRC DST --backend NAME [--protocol P] [--flag n]`.
+pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
+    let flag = a.flag.unwrap_or(Flag::Create);
+    if !matches!(flag, Flag::Create | Flag::New) {
+        return Err(CliError::usage(format!(
+            "convert: --flag {flag} makes no sense for a new database: use c (refuse an existing DST) or n (replace it)"
+        )));
+    }
+    shelf::find_backend(a.backend)?;
+    if same_file(a.src, a.dst) {
+        return Err(CliError::usage(format!("convert: SRC and DST are the same path ({})", a.dst.display())));
+    }
+    let src = db::open_with(a.src, a.src_backend, a.src_protocol, Flag::Read)?;
+    let sp = src.protocol();
+    let dp = a.protocol.unwrap_or(sp);
+    let same = sp == dp;
+    if !same && !sp.is_self_describing() {
+        return Err(CliError::usage(format!(
+            "convert: {} is stored with protocol '{}', which is not self-describing: its values cannot be \
+             read without their Rust types, so they cannot be re-encoded as '{}' (convert to another backend \
+             with the same protocol, which copies the bytes)",
+            a.src.display(),
+            sp.name(),
+            dp.name()
+        )));
+    }
+    if flag != Flag::New && shelf::whichdb(a.dst) != WhichDb::Missing {
+        return Err(CliError::usage(format!(
+            "convert: {} already exists; refusing to overwrite it (pass --flag n to replace it)",
+            a.dst.display()
+        )));
+    }
+    let mut dst = db::open_with(a.dst, Some(a.backend), Some(dp), Flag::New)?;
+    let total = src.len()?;
+    let bar = db::progress(Some(total as u64), "convert");
+    let ctx = |k: &[u8]| {
+        format!(
+            "convert: key {:?} ({} is incomplete)",
+            json_value::key_to_json(k),
+            a.dst.display()
+        )
+    };
+    for item in src.backend()?.iter()? {
+        let (k, v) = item?;
+        if same {
+            dst.backend_mut()?.insert(&k, &v).map_err(|e| CliError::from(e).context(ctx(&k)))?;
+        } else {
+            let value: Value = sp.decode_value(&v).map_err(|e| {
+                CliError::data(format!("cannot decode with protocol '{}': {}", sp.name(), e)).context(ctx(&k))
+            })?;
+            dst.insert(&k, &value).map_err(|e| CliError::from(e).context(ctx(&k)))?;
+        }
+        bar.inc(1);
+    }
+    dst.sync().map_err(|e| CliError::from(e).context(format!("syncing {}", a.dst.display())))?;
+    bar.finish_and_clear();
+    let copied = dst.len()?;
+    if copied != total {
+        return Err(CliError::data(format!(
+            "convert: {} has {total} keys but {} has {copied} after the copy",
+            a.src.display(),
+            a.dst.display()
+        )));
+    }
+    let records = dst.capabilities()?.metadata;
+    let dst_backend = dst.backend()?.name();
+    db::close(src, a.src)?;
+    db::close(dst, a.dst)?;
+    writeln!(
+        out,
+        "converted {total} keys: {} ({}, {}) -> {} ({dst_backend}, {}){}",
+        a.src.display(),
+        shelf::whichdb(a.src).as_str(),
+        sp.name(),
+        a.dst.display(),
+        dp.name(),
+        if same { ", bytes copied" } else { ", values re-encoded" }
+    )
+    .map_err(write_err)?;
+    if !records && dp != Protocol::pickle() {
+        eprintln!(
+            "shelf: note: backend '{dst_backend}' does not record the protocol; open {} with --protocol {}",
+            a.dst.display(),
+            dp.name()
+        );
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn unsupported(s: &DynShelf, path: &Path, what: &str) -> Result<CliError, CliError> {
+    Ok(CliError::usage(format!(
+        "backend '{}' does not support {what} ({})",
+        s.backend()?.name(),
+        path.display()
+    )))
+}
+
+/// `shelf check PATH [--repair]`.
+pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), CliError> {
+    let mut s = opts.open(path, if repair { Flag::Write } else { Flag::Read })?;
+    if !s.capabilities()?.check {
+        return Err(unsupported(&s, path, "check")?);
+    }
+    let report = s.backend_mut()?.check(repair)?;
+    for p in &report.problems {
+        writeln!(out, "problem: {p}").map_err(write_err)?;
+    }
+    let verdict = if report.is_clean() {
+        "ok"
+    } else if report.repaired {
+        "repaired"
+    } else {
+        "damaged"
+    };
+    writeln!(
+        out,
+        "{}: {verdict}, {} good entries, {} problems",
+        path.display(),
+        report.good_entries,
+        report.problems.len()
+    )
+    .map_err(write_err)?;
+    db::close(s, path)?;
+    if report.is_clean() || report.repaired {
+        Ok(())
+    } else {
+        Err(CliError::data(format!(
+            "{} has {} problems (run `shelf check --repair` to repair what can be)",
+            path.display(),
+            report.problems.len()
+        )))
+    }
+}
+
+/// `shelf compact PATH`.
+pub fn compact(path: &Path, opts: &DbOpts, out: Out) -> Result<(), CliError> {
+    let mut s = opts.open(path, Flag::Write)?;
+    if !s.capabilities()?.compact {
+        return Err(unsupported(&s, path, "compact")?);
+    }
+    let before = db::size_on_disk(path);
+    let bar = db::progress(None, "compact");
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    let reclaimed = s.backend_mut()?.compact();
+    bar.finish_and_clear();
+    let reclaimed = reclaimed?;
+    db::close(s, path)?;
+    let after = db::size_on_disk(path);
+    writeln!(out, "{}: reclaimed {reclaimed} bytes ({before} -> {after} bytes on disk)", path.display())
+        .map_err(write_err)
+}

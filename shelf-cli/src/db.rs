@@ -1,0 +1,153 @@
+//! Opening shelves from command-line options, and the helpers every command
+//! shares: progress bars, key arguments, sizes on disk.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use shelf::{DynShelf, Flag, OpenOptions, Protocol};
+
+use crate::error::CliError;
+use crate::json_value;
+
+/// The options every command that opens a database takes.
+#[derive(Debug, Clone, Args)]
+pub struct DbOpts {
+    /// The backend, by registry name, instead of detecting it (see `shelf
+    /// whichdb`); for a new database, instead of the preferred one.
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+    /// The protocol values are stored with: pickle, bincode or json
+    /// (default: the one the shelf records, else pickle for Python formats,
+    /// else bincode).
+    #[arg(long, value_name = "P", value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+    /// The dbm flag: r (read-only), w (read-write), c (create if missing),
+    /// n (always new, empty). Each command has its own default.
+    #[arg(long, value_name = "r|w|c|n", value_parser = parse_flag)]
+    pub flag: Option<Flag>,
+}
+
+/// Parses a protocol name for clap, so a bad one is a usage error (exit 2).
+pub fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    s.parse().map_err(|e: shelf::OpenError| e.to_string())
+}
+
+fn parse_flag(s: &str) -> Result<Flag, String> {
+    s.parse().map_err(|e: shelf::OpenError| e.to_string())
+}
+
+impl DbOpts {
+    /// Opens the shelf at `path` with these options, `default_flag` where
+    /// no `--flag` was given.
+    pub fn open(&self, path: &Path, default_flag: Flag) -> Result<DynShelf, CliError> {
+        open_with(path, self.backend.as_deref(), self.protocol, self.flag.unwrap_or(default_flag))
+    }
+}
+
+/// Opens a shelf, turning every failure into a message that names `path`.
+pub fn open_with(
+    path: &Path,
+    backend: Option<&str>,
+    protocol: Option<Protocol>,
+    flag: Flag,
+) -> Result<DynShelf, CliError> {
+    let mut o = OpenOptions::new();
+    o.flag(flag);
+    if let Some(b) = backend {
+        o.backend(b);
+    }
+    if let Some(p) = protocol {
+        o.protocol(p);
+    }
+    o.open(path).map_err(|e| {
+        let err = CliError::from(e);
+        // Most open errors already name the path; engine errors may not.
+        if err.message.contains(&path.display().to_string()) {
+            err
+        } else {
+            err.context(format!("cannot open {}", path.display()))
+        }
+    })
+}
+
+/// Closes a shelf, reporting a failure to flush with its path.
+pub fn close(mut shelf: DynShelf, path: &Path) -> Result<(), CliError> {
+    shelf.close().map_err(|e| CliError::from(e).context(format!("closing {}", path.display())))
+}
+
+/// A key given on the command line: the text as its UTF-8 bytes, or
+/// `$key:<base64>` for any bytes (the form `keys` and `dump` print for keys
+/// that are not plain text).
+pub fn key_arg(arg: &str) -> Result<Vec<u8>, CliError> {
+    json_value::key_from_json(arg).map_err(|e| CliError::usage(format!("key argument {arg:?}: {e}")))
+}
+
+/// How `keys` prints a key on its own line: as `dump` writes it, and also
+/// escaped when it holds a line break, so each line is one key that `get`
+/// accepts back.
+pub fn key_line(key: &[u8]) -> String {
+    let k = json_value::key_to_json(key);
+    if k.contains(['\n', '\r']) { format!("{}{}", json_value::KEY_ESCAPE, base64_of(key)) } else { k }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Whether progress bars are drawn: only when stderr is a terminal, so
+/// piped and scripted runs print nothing extra.
+pub fn show_progress() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// A progress bar over `len` items (a spinner counting items when the
+/// length is unknown), hidden unless stderr is a terminal.
+pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
+    if !show_progress() {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{msg:>12} {spinner} {pos} {per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// The bytes under `path`: a file's length, or the total of the files in a
+/// directory tree, plus sibling files that share its name as a prefix
+/// (dbm.dumb's `path.dat`, `path.dir`, `path.bak`).
+pub fn size_on_disk(path: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.filter_map(Result::ok).map(|e| walk(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let mut total = walk(path);
+    if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let prefix = format!("{}.", name.to_string_lossy());
+        if let Ok(rd) = std::fs::read_dir(parent) {
+            for e in rd.filter_map(Result::ok) {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    total += walk(&e.path());
+                }
+            }
+        }
+    }
+    total
+}
