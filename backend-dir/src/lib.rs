@@ -53,6 +53,9 @@ pub const NAME: &str = "dir";
 /// Names starting with this are ours (temporary files), never keys.
 const RESERVED_PREFIX: &str = ".shelf-";
 
+/// The longest file name Linux file systems take.
+const NAME_MAX: usize = 255;
+
 /// Makes temporary file names unique within the process.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -153,10 +156,8 @@ impl DirBackend {
 
     /// The file of `key`, refusing keys that are no safe relative path.
     fn path_of(&self, key: &[u8]) -> Result<PathBuf, Error> {
-        let bad = |reason: &str| Error::InvalidKey {
-            key: String::from_utf8_lossy(key).into_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad =
+            |reason: &str| Error::InvalidKey { key: shelf_core::show_key(key), reason: reason.to_owned() };
         let text =
             std::str::from_utf8(key).map_err(|_| bad("a dir key must be UTF-8 (it is a file name)"))?;
         if text.is_empty() {
@@ -173,6 +174,9 @@ impl DirBackend {
             match part {
                 "" => return Err(bad("a dir key cannot have an empty path component")),
                 "." | ".." => return Err(bad("a dir key cannot have '.' or '..' components")),
+                p if p.len() > NAME_MAX => {
+                    return Err(bad("a dir key component is longer than 255 bytes, the file name limit"));
+                }
                 _ => path.push(part),
             }
         }
@@ -191,9 +195,10 @@ impl DirBackend {
     fn write_atomically(&mut self, path: &Path, value: &[u8]) -> Result<(), Error> {
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Short and independent of the key, so any key whose name fits the
+        // file system's limit also has a temporary name that fits.
         let tmp = dir.join(format!(
-            "{RESERVED_PREFIX}{name}.{}.{}.tmp",
+            "{RESERVED_PREFIX}{}-{}.tmp",
             std::process::id(),
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));

@@ -252,7 +252,13 @@ impl OpenError {
     }
 }
 
-/// Shows a key for an error message: UTF-8 as text, anything else lossily.
-pub(crate) fn show_key(key: &[u8]) -> String {
-    String::from_utf8_lossy(key).into_owned()
+/// Shows a key for an error message: UTF-8 as text, anything else lossily,
+/// and a long key cut to its first 120 bytes with its length, so an error
+/// names the key without pasting a megabyte of it.
+pub fn show_key(key: &[u8]) -> String {
+    const SHOWN: usize = 120;
+    if key.len() <= SHOWN {
+        return String::from_utf8_lossy(key).into_owned();
+    }
+    format!("{}… ({} bytes)", String::from_utf8_lossy(&key[..SHOWN]), key.len())
 }

@@ -26,7 +26,7 @@ pub use backend::{
     BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange,
     OpenBackend, Probe, SharedBytes, StorageStats,
 };
-pub use error::{BoxError, Error, OpenError};
+pub use error::{BoxError, Error, OpenError, show_key};
 pub use memory::{MemoryBackend, range_is_empty};
 pub use protocol::{PickleOptions, Protocol};
 pub use share::{Link, hash_bucket};

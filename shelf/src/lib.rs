@@ -6,7 +6,7 @@ use std::time::Duration;
 pub use shelf_core::{
     BackendOptions, BatchOp, BoxError, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair,
     KvRange, Link, MemoryBackend, OpenBackend, OpenError, PickleOptions, Probe, Protocol, SharedBytes, Shelf,
-    ShelfOptions, StorageStats, Transaction, Value, hash_bucket,
+    ShelfOptions, StorageStats, Transaction, Value, hash_bucket, show_key,
 };
 
 mod registry;
