@@ -317,7 +317,9 @@ fn persistent_backends() -> Vec<String> {
     let mut names = Vec::new();
     for info in shelf::backends() {
         let Ok(dir) = tempfile::tempdir() else { continue };
-        if let Ok(mut s) = OpenOptions::new().flag(Flag::New).backend(info.name).open(dir.path().join("probe")) {
+        if let Ok(mut s) =
+            OpenOptions::new().flag(Flag::New).backend(info.name).open(dir.path().join("probe"))
+        {
             if s.capabilities().is_ok_and(|c| c.persistent) {
                 names.push(info.name.to_owned());
             }
@@ -381,14 +383,16 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     let mut results = Vec::new();
     for name in &names {
-        let dir = tempfile::tempdir().map_err(|e| CliError::env(format!("bench: cannot make a temp dir: {e}")))?;
+        let dir =
+            tempfile::tempdir().map_err(|e| CliError::env(format!("bench: cannot make a temp dir: {e}")))?;
         results.push(bench_backend(name, args, dir.path())?);
     }
     let mut python_skipped = None;
     if args.no_python {
         python_skipped = Some("--no-python".to_owned());
     } else {
-        let dir = tempfile::tempdir().map_err(|e| CliError::env(format!("bench: cannot make a temp dir: {e}")))?;
+        let dir =
+            tempfile::tempdir().map_err(|e| CliError::env(format!("bench: cannot make a temp dir: {e}")))?;
         match bench_python(args, dir.path()) {
             Ok(r) => results.push(r),
             Err(why) => python_skipped = Some(why),
@@ -409,7 +413,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     print_table(&report, &selected, out).map_err(|e| CliError::env(format!("cannot write output: {e}")))?;
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        std::fs::write(p, text + "\n").map_err(|e| CliError::env(format!("cannot write {}: {e}", p.display())))?;
+        std::fs::write(p, text + "\n")
+            .map_err(|e| CliError::env(format!("cannot write {}: {e}", p.display())))?;
     }
     if let Some(p) = &args.plot {
         crate::plot::bar_chart(&report, &selected, p)?;
@@ -424,7 +429,11 @@ fn print_table(r: &Report, selected: &[String], out: &mut dyn Write) -> std::io:
         r.n, r.value_size, r.seed, r.build, r.cores
     )?;
     let python = r.results.iter().find(|b| b.backend == PYTHON_ROW);
-    writeln!(out, "{:<10} {:<12} {:<8} {:>10} {:>10} {:>10}", "workload", "backend", "protocol", "ops/s", "time", "vs python")?;
+    writeln!(
+        out,
+        "{:<10} {:<12} {:<8} {:>10} {:>10} {:>10}",
+        "workload", "backend", "protocol", "ops/s", "time", "vs python"
+    )?;
     for w in selected {
         for b in &r.results {
             let Some(t) = b.timings.iter().find(|t| &t.workload == w) else { continue };

@@ -16,6 +16,11 @@ use crate::json_value::{self, Json};
 type Out<'a> = &'a mut dyn Write;
 
 fn write_err(e: std::io::Error) -> CliError {
+    // A closed pipe (`shelf keys db | head`) is the reader's choice, not a
+    // failure worth a message.
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CliError::env(String::new());
+    }
     CliError::env(format!("cannot write output: {e}"))
 }
 
@@ -158,12 +163,27 @@ fn missing_key(key: &[u8], path: &Path) -> CliError {
     CliError::not_found(format!("key {:?} not found in {}", json_value::key_to_json(key), path.display()))
 }
 
-/// `shelf get PATH KEY`.
-pub fn get(path: &Path, opts: &DbOpts, key: &str, out: Out) -> Result<(), CliError> {
+/// `shelf get PATH KEY [--raw]`. Unlike `dump`, a value that does not
+/// decode is an error (exit 3): asked for one value, the user most likely
+/// gave the wrong `--protocol`; `--raw` shows the stored bytes instead.
+pub fn get(path: &Path, opts: &DbOpts, key: &str, raw: bool, out: Out) -> Result<(), CliError> {
     let k = db::key_arg(key)?;
     let s = opts.open(path, Flag::Read)?;
     let bytes = s.get_bytes(&k)?.ok_or_else(|| missing_key(&k, path))?;
-    let j = stored_to_json(&s, &k, &bytes, &mut |w| eprintln!("shelf: warning: {w}"));
+    let p = s.protocol();
+    let j = if raw || !p.is_self_describing() {
+        json_value::raw(&bytes)
+    } else {
+        let v = p.decode_value(&bytes).map_err(|e| {
+            CliError::data(format!(
+                "key {:?} in {}: cannot decode with protocol '{}': {e} (another --protocol? --raw shows the bytes)",
+                json_value::key_to_json(&k),
+                path.display(),
+                p.name()
+            ))
+        })?;
+        json_value::from_value(&v)
+    };
     writeln!(out, "{}", j.to_text()).map_err(write_err)?;
     db::close(s, path)
 }
@@ -216,14 +236,21 @@ pub fn del(path: &Path, opts: &DbOpts, key: &str) -> Result<(), CliError> {
 }
 
 /// `shelf dump PATH [--out FILE] [--raw]`.
-pub fn dump(path: &Path, opts: &DbOpts, out_file: Option<&Path>, raw: bool, out: Out) -> Result<(), CliError> {
+pub fn dump(
+    path: &Path,
+    opts: &DbOpts,
+    out_file: Option<&Path>,
+    raw: bool,
+    out: Out,
+) -> Result<(), CliError> {
     let s = opts.open(path, Flag::Read)?;
     let total = s.len()? as u64;
     let mut file;
     let mut stdout_buf;
     let w: &mut dyn Write = match out_file {
         Some(p) => {
-            let f = File::create(p).map_err(|e| CliError::env(format!("cannot create {}: {e}", p.display())))?;
+            let f =
+                File::create(p).map_err(|e| CliError::env(format!("cannot create {}: {e}", p.display())))?;
             file = BufWriter::new(f);
             &mut file
         }
@@ -303,8 +330,11 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, out: Out) -> Resul
     let (reader, source): (Box<dyn BufRead>, String) = match input {
         Some(p) => {
             let f = File::open(p).map_err(|e| {
-                let kind =
-                    if e.kind() == std::io::ErrorKind::NotFound { CliError::not_found } else { CliError::env };
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    CliError::not_found
+                } else {
+                    CliError::env
+                };
                 kind(format!("cannot open {}: {e}", p.display()))
             })?;
             (Box::new(BufReader::new(f)), p.display().to_string())
@@ -322,10 +352,8 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, out: Out) -> Resul
         (_, Some(f)) => return Err(f.context(format!("loading {}", path.display()))),
         (Err(e), None) if e.is_io() => return Err(CliError::env(format!("reading {source}: {e}"))),
         (Err(e), None) => {
-            return Err(malformed(&source, &e).context(format!(
-                "loading {} (keys before the error were stored)",
-                path.display()
-            )));
+            return Err(malformed(&source, &e)
+                .context(format!("loading {} (keys before the error were stored)", path.display())));
         }
         (Ok(n), None) => n,
     };
@@ -388,11 +416,7 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
     let total = src.len()?;
     let bar = db::progress(Some(total as u64), "convert");
     let ctx = |k: &[u8]| {
-        format!(
-            "convert: key {:?} ({} is incomplete)",
-            json_value::key_to_json(k),
-            a.dst.display()
-        )
+        format!("convert: key {:?} ({} is incomplete)", json_value::key_to_json(k), a.dst.display())
     };
     for item in src.backend()?.iter()? {
         let (k, v) = item?;

@@ -188,7 +188,11 @@ pub struct FormError {
 
 impl fmt::Display for FormError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.at.is_empty() { f.write_str(&self.reason) } else { write!(f, "at {}: {}", self.at, self.reason) }
+        if self.at.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "at {}: {}", self.at, self.reason)
+        }
     }
 }
 
@@ -322,9 +326,8 @@ fn tagged_value(tag: &str, inner: &Json, at: &str) -> Result<Value, FormError> {
         Json::Array(items) => Ok(items.as_slice()),
         _ => Err(form_err(at, format!("{tag} takes an array"))),
     };
-    let bytes = || {
-        B64.decode(text("base64")?).map_err(|e| form_err(at, format!("{tag} is not valid base64: {e}")))
-    };
+    let bytes =
+        || B64.decode(text("base64")?).map_err(|e| form_err(at, format!("{tag} is not valid base64: {e}")));
     Ok(match tag {
         "$int" => {
             let s = text("a decimal integer")?;
@@ -336,7 +339,9 @@ fn tagged_value(tag: &str, inner: &Json, at: &str) -> Result<Value, FormError> {
             "nan" => Value::Float(f64::NAN),
             "inf" => Value::Float(f64::INFINITY),
             "-inf" => Value::Float(f64::NEG_INFINITY),
-            other => return Err(form_err(at, format!("$float {other:?} is not \"nan\", \"inf\" or \"-inf\""))),
+            other => {
+                return Err(form_err(at, format!("$float {other:?} is not \"nan\", \"inf\" or \"-inf\"")));
+            }
         },
         "$bytes" => Value::Bytes(bytes()?),
         "$bytearray" => Value::ByteArray(bytes()?),
@@ -407,9 +412,9 @@ pub fn key_to_json(key: &[u8]) -> String {
 /// When an escaped key's base64 is invalid.
 pub fn key_from_json(key: &str) -> Result<Vec<u8>, FormError> {
     match key.strip_prefix(KEY_ESCAPE) {
-        Some(b) => B64
-            .decode(b)
-            .map_err(|e| form_err("", format!("escaped key {key:?} is not valid base64 after {KEY_ESCAPE:?}: {e}"))),
+        Some(b) => B64.decode(b).map_err(|e| {
+            form_err("", format!("escaped key {key:?} is not valid base64 after {KEY_ESCAPE:?}: {e}"))
+        }),
         None => Ok(key.as_bytes().to_vec()),
     }
 }
@@ -494,7 +499,10 @@ mod tests {
             Value::Dict(vec![]),
             Value::Dict(vec![(s("b"), Value::Int(1)), (s("a"), Value::Int(2))]),
             Value::Dict(vec![(Value::Int(1), s("one")), (Value::Tuple(vec![]), Value::None)]),
-            Value::Global { name: "datetime.date".into(), args: Box::new(Value::Tuple(vec![Value::Int(2024)])) },
+            Value::Global {
+                name: "datetime.date".into(),
+                args: Box::new(Value::Tuple(vec![Value::Int(2024)])),
+            },
         ] {
             assert_round_trips(v);
         }

@@ -87,6 +87,9 @@ enum Command {
         path: PathBuf,
         /// The key.
         key: String,
+        /// Print {"$raw": base64} of the stored bytes instead of decoding them.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         db: DbOpts,
     },
@@ -97,7 +100,8 @@ enum Command {
         path: PathBuf,
         /// The key.
         key: String,
-        /// The value, in the JSON form `dump` writes.
+        /// The value, in the JSON form `dump` writes (a negative number too).
+        #[arg(allow_hyphen_values = true)]
         json: String,
         #[command(flatten)]
         db: DbOpts,
@@ -191,23 +195,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Whichdb { path } => commands::whichdb(&path, out),
         Command::Info { path, json, db } => commands::info(&path, &db, json, out),
         Command::Keys { path, glob, json, db } => commands::keys(&path, &db, glob.as_deref(), json, out),
-        Command::Get { path, key, db } => commands::get(&path, &db, &key, out),
+        Command::Get { path, key, raw, db } => commands::get(&path, &db, &key, raw, out),
         Command::Set { path, key, json, db } => commands::set(&path, &db, &key, &json),
         Command::Del { path, key, db } => commands::del(&path, &db, &key),
         Command::Dump { path, out: file, raw, db } => commands::dump(&path, &db, file.as_deref(), raw, out),
         Command::Load { path, input, db } => commands::load(&path, &db, input.as_deref(), out),
-        Command::Convert { src, dst, backend, protocol, flag, src_backend, src_protocol } => commands::convert(
-            &commands::ConvertArgs {
-                src: &src,
-                dst: &dst,
-                backend: &backend,
-                protocol,
-                flag,
-                src_backend: src_backend.as_deref(),
-                src_protocol,
-            },
-            out,
-        ),
+        Command::Convert { src, dst, backend, protocol, flag, src_backend, src_protocol } => {
+            commands::convert(
+                &commands::ConvertArgs {
+                    src: &src,
+                    dst: &dst,
+                    backend: &backend,
+                    protocol,
+                    flag,
+                    src_backend: src_backend.as_deref(),
+                    src_protocol,
+                },
+                out,
+            )
+        }
         Command::Check { path, repair, db } => commands::check(&path, &db, repair, out),
         Command::Compact { path, db } => commands::compact(&path, &db, out),
         Command::Bench(args) => bench::run(&args, out),

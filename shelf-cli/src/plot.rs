@@ -64,7 +64,11 @@ fn draw(r: &Report, workloads: &[String], path: &Path) -> Result<(), Box<dyn std
         .x_label_formatter(&|x| {
             // A label only at the middle of each group.
             let i = x.floor() as usize;
-            if (x - x.floor() - 0.5).abs() < 1e-6 { names.get(i).cloned().unwrap_or_default() } else { String::new() }
+            if (x - x.floor() - 0.5).abs() < 1e-6 {
+                names.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .y_desc("operations per second")
         .y_label_formatter(&|y| {
