@@ -111,12 +111,12 @@ pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
     }
     let bar = match len {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            ProgressStyle::with_template("{msg:>12} [{bar:30}] {human_pos}/{human_len} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{msg:>12} {spinner} {pos} {per_sec}")
+            ProgressStyle::with_template("{msg:>12} {spinner} {human_pos} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
