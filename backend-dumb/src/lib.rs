@@ -1,0 +1,1 @@
+//! The dumb backend of shelf (being written).
