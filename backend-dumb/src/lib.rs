@@ -1,1 +1,961 @@
-//! The dumb backend of shelf (being written).
+//! The `dumb` backend of shelf: CPython's `dbm.dumb` file format, byte for
+//! byte, so a shelf Python wrote opens here and one written here opens in
+//! Python.
+//!
+//! ## On-disk format (CPython's)
+//! A database `NAME` is three files:
+//! - `NAME.dat`: the values, each starting at a multiple of 512 bytes, NUL
+//!   padding before it;
+//! - `NAME.dir`: the index, Latin-1 text, one line per key:
+//!   `repr(key.decode('latin-1')), repr((pos, siz))` as in `'key', (0, 5)`;
+//! - `NAME.bak`: the index before the last commit.
+//!
+//! New keys are appended to `.dat`; an overwrite whose 512-byte block count
+//! does not grow is written in place, otherwise appended, exactly as
+//! CPython does, so the same operations give the same bytes. The index is
+//! written in dict order (insertion order; an overwrite keeps its place).
+//!
+//! Beside them this backend keeps `NAME.shelf-commit`, eight bytes holding
+//! the commit number, which is also the writers' lock file. CPython ignores
+//! it. A compaction uses `NAME.dat.shelf-compact` and
+//! `NAME.dir.shelf-compact` while it runs.
+//!
+//! ## Better than CPython, still readable by it
+//! - The index is kept in memory (about 45 bytes plus the key per entry)
+//!   and `.dat` stays open and memory-mapped; CPython reopens `.dat` on
+//!   every get and set. [`KvBackend::get_shared`] hands out slices of the
+//!   map without copying.
+//! - Commits are crash-safe: `.dat` is fsynced, the index is written to a
+//!   temporary file, fsynced and renamed over `.dir`, and the directory is
+//!   fsynced. `flush` does nothing when nothing changed. CPython instead
+//!   rewrites `.dir` in place (a crash can leave it empty) and rewrites the
+//!   whole index on every delete.
+//! - Parsing `.dir` never evaluates anything: a line that is not a
+//!   `key, (pos, siz)` literal is [`OpenError::Corrupted`] naming the file
+//!   and line, and so is an entry pointing past the end of `.dat`.
+//!   [`BackendOptions::salvage`] opens such a database anyway, skipping the
+//!   bad entries, for [`KvBackend::check`] to report and repair.
+//! - Locks: a writer (`w`, `c`, `n`) holds an exclusive lock on
+//!   `NAME.shelf-commit`, so a second writer gets [`OpenError::Locked`] (or
+//!   waits up to [`BackendOptions::lock_timeout`]). Readers (`r`) hold a
+//!   shared lock on `.dat` and run alongside each other and alongside the
+//!   writer; they reload the index when the commit number changes.
+//! - [`KvBackend::compact`] reclaims the space deletes and grown values
+//!   leave behind; [`KvBackend::check`] reports entries past the end of
+//!   `.dat`, overlapping entries and unparseable lines.
+//!
+//! ## Concurrency with readers
+//! An in-place overwrite could be seen half-written by a reader in another
+//! process that still uses the old index. So the writer overwrites in place
+//! only while it holds an exclusive lock on `.dat`, which it takes with the
+//! first in-place write after a commit and keeps until the next commit;
+//! when readers hold their shared lock it appends instead (the files stay
+//! CPython-readable, only the layout differs). A reader that opens while a
+//! writer holds that lock waits for the writer's next commit up to the lock
+//! timeout. In the same process, a value handed out by `get_shared` is
+//! never overwritten in place either.
+//!
+//! ## Durability
+//! Writes are visible at once and durable at [`KvBackend::flush`]. A crash
+//! before it loses the writes since the last flush, and nothing else: the
+//! index on disk always names values that were fsynced before it. An
+//! in-place overwrite reaches `.dat` before the flush that records it,
+//! which is CPython's layout rule, so a crash between the two can leave the
+//! old index pointing at new bytes of the same key; use `compact` first, or
+//! the redb backend, where that matters.
+//!
+//! CPython processes take no locks: do not let one write a database this
+//! backend has open for writing.
+
+mod format;
+mod index;
+
+use std::cell::RefCell;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memmap2::Mmap;
+use shelf_core::{
+    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, OpenBackend,
+    OpenError, Probe, SharedBytes, StorageStats, show_key,
+};
+
+pub use format::{Line, parse_line, write_line};
+use index::Index;
+
+/// The backend's registry name.
+pub const NAME: &str = "dumb";
+
+/// CPython's `_BLOCKSIZE`: values start at multiples of it.
+pub const BLOCK_SIZE: u64 = 512;
+
+fn blocks(siz: u64) -> u64 {
+    siz.div_ceil(BLOCK_SIZE)
+}
+
+fn align(pos: u64) -> u64 {
+    pos.div_ceil(BLOCK_SIZE) * BLOCK_SIZE
+}
+
+/// The files of one database.
+#[derive(Debug, Clone)]
+struct Paths {
+    base: PathBuf,
+    dat: PathBuf,
+    dir: PathBuf,
+    bak: PathBuf,
+    commit: PathBuf,
+    dir_tmp: PathBuf,
+    dat_compact: PathBuf,
+    dir_compact: PathBuf,
+}
+
+impl Paths {
+    fn new(base: &Path) -> Self {
+        let with = |ext: &str| {
+            let mut s = base.as_os_str().to_os_string();
+            s.push(ext);
+            PathBuf::from(s)
+        };
+        Paths {
+            base: base.to_owned(),
+            dat: with(".dat"),
+            dir: with(".dir"),
+            bak: with(".bak"),
+            commit: with(".shelf-commit"),
+            dir_tmp: with(".dir.shelf-tmp"),
+            dat_compact: with(".dat.shelf-compact"),
+            dir_compact: with(".dir.shelf-compact"),
+        }
+    }
+
+    fn parent(&self) -> PathBuf {
+        match self.base.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// `dbm.whichdb`'s test: `NAME.dat` exists and `NAME.dir` is empty or
+/// starts with a quote. A `.dat` without such a `.dir` is someone else's
+/// file ([`Probe::Foreign`]).
+pub fn probe(path: &Path) -> Probe {
+    let paths = Paths::new(path);
+    if fs::metadata(&paths.dat).is_err() {
+        return Probe::Absent;
+    }
+    let Ok(meta) = fs::metadata(&paths.dir) else { return Probe::Foreign };
+    if !meta.is_file() {
+        return Probe::Foreign;
+    }
+    if meta.len() == 0 {
+        return Probe::Mine;
+    }
+    let mut first = [0u8; 1];
+    match File::open(&paths.dir).and_then(|f| f.read_exact_at(&mut first, 0)) {
+        Ok(()) if matches!(first[0], b'\'' | b'"') => Probe::Mine,
+        _ => Probe::Foreign,
+    }
+}
+
+/// What can change under `&self` (a reader reloads the index when another
+/// process commits).
+#[derive(Debug)]
+struct State {
+    index: Index,
+    dat: Arc<File>,
+    dat_len: u64,
+    map: Option<Arc<Mmap>>,
+    /// The commit number the index was read at.
+    seen: u64,
+}
+
+/// A database in CPython's `dbm.dumb` format.
+#[derive(Debug)]
+pub struct DumbBackend {
+    paths: Paths,
+    read_only: bool,
+    closed: bool,
+    mode: u32,
+    st: RefCell<State>,
+    /// `NAME.shelf-commit`: the writer's lock and the commit number.
+    commit: Option<File>,
+    modified: bool,
+    /// Whether this writer holds the exclusive `.dat` lock that allows
+    /// in-place overwrites (see the crate docs).
+    in_place: bool,
+    /// Problems skipped by a salvaging open, for `check`.
+    salvaged: Vec<String>,
+}
+
+fn corrupted(path: &Path, detail: String) -> OpenError {
+    OpenError::Corrupted { path: path.to_owned(), detail }
+}
+
+fn open_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |e| OpenError::io(path, e)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// Takes a lock with `try_op`, retrying until `timeout`; `Locked` after it.
+fn lock_with_timeout(
+    base: &Path,
+    file_path: &Path,
+    timeout: Option<Duration>,
+    mut try_op: impl FnMut() -> Result<(), fs::TryLockError>,
+) -> Result<(), OpenError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match try_op() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::Error(e)) => return Err(OpenError::io(file_path, e)),
+            Err(fs::TryLockError::WouldBlock) => match deadline {
+                Some(d) if Instant::now() < d => {
+                    std::thread::sleep(pause.min(d.saturating_duration_since(Instant::now())));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                _ => return Err(OpenError::Locked { path: base.to_owned() }),
+            },
+        }
+    }
+}
+
+fn read_counter(file: &File) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => Ok(u64::from_le_bytes(buf)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The result of reading a `.dir` file.
+struct LoadedIndex {
+    index: Index,
+    problems: Vec<String>,
+}
+
+/// Reads the index at `dir_path`, checking each entry against `dat_len`.
+/// Strict: the first bad line is an error naming the file and line.
+/// Salvaging: bad lines are skipped and listed.
+fn load_index(
+    dir_path: &Path,
+    dat_path: &Path,
+    dat_len: u64,
+    salvage: bool,
+) -> Result<LoadedIndex, OpenError> {
+    let file = File::open(dir_path).map_err(open_err(dir_path))?;
+    let size = file.metadata().map_err(open_err(dir_path))?.len();
+    // About 40 bytes a line for short keys: size the index once.
+    let guess = usize::try_from(size / 40).unwrap_or(0);
+    let mut index = Index::with_capacity(guess, guess * 16);
+    let mut problems = Vec::new();
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut chunk = Vec::new();
+    let mut number = 0usize;
+    loop {
+        chunk.clear();
+        let n = reader.read_until(b'\n', &mut chunk).map_err(open_err(dir_path))?;
+        if n == 0 {
+            break;
+        }
+        if chunk.last() == Some(&b'\n') {
+            chunk.pop();
+        }
+        // A `\n`-terminated chunk may still hold `\r` line breaks
+        // (universal newlines); an empty chunk is one blank line.
+        let mut pieces = format::lines(&chunk).peekable();
+        if pieces.peek().is_none() {
+            number += 1;
+            continue;
+        }
+        for (_, line) in pieces {
+            number += 1;
+            let problem = match format::parse_line(line) {
+                Ok(Line::Blank) => continue,
+                Ok(Line::Entry { key, pos, siz }) => match pos.checked_add(siz) {
+                    Some(end) if end <= dat_len => {
+                        if key.len() > index::MAX_KEY_LEN {
+                            format!("key of {} bytes is too long", key.len())
+                        } else {
+                            index.set(&key, pos, siz);
+                            continue;
+                        }
+                    }
+                    _ => format!(
+                        "key {} points past the end of {} ({pos} + {siz} > {dat_len} bytes)",
+                        show_key(&key),
+                        dat_path.display()
+                    ),
+                },
+                Err(reason) => reason,
+            };
+            if !salvage {
+                return Err(corrupted(dir_path, format!("line {number}: {problem}")));
+            }
+            problems.push(format!("{}:{number}: {problem}", dir_path.display()));
+        }
+    }
+    Ok(LoadedIndex { index, problems })
+}
+
+impl DumbBackend {
+    /// Opens (or creates, per `options.flag`) the database whose files are
+    /// `path.dat` and `path.dir`.
+    ///
+    /// # Errors
+    /// [`OpenError::NotFound`] for `r`/`w` without a database,
+    /// [`OpenError::Locked`] when another writer holds it,
+    /// [`OpenError::Corrupted`] naming the file and line of a bad index
+    /// entry (unless `options.salvage`), I/O errors naming the file.
+    pub fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
+        let paths = Paths::new(path);
+        let read_only = options.flag == Flag::Read;
+        let exists = fs::metadata(&paths.dat).is_ok();
+        if !exists && !options.flag.creates() {
+            return Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() });
+        }
+        if exists && options.flag != Flag::New && probe(path) == Probe::Foreign {
+            // A `.dat` beside a `.dir` that is not ours (or no `.dir`, with
+            // no `.bak` to recover from): someone else's files.
+            if fs::metadata(&paths.dir).is_ok() || fs::metadata(&paths.bak).is_err() {
+                return Err(OpenError::Undetectable { path: path.to_owned() });
+            }
+        }
+
+        // Writers lock first, before touching any file.
+        let commit = if read_only {
+            File::open(&paths.commit).ok()
+        } else {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(options.mode)
+                .open(&paths.commit)
+                .map_err(open_err(&paths.commit))?;
+            lock_with_timeout(path, &paths.commit, options.lock_timeout, || f.try_lock())?;
+            Some(f)
+        };
+
+        let mut modified = false;
+        if options.flag == Flag::New {
+            for p in [&paths.dat, &paths.bak, &paths.dir, &paths.dat_compact, &paths.dir_compact] {
+                match fs::remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(OpenError::io(p, e)),
+                }
+            }
+        }
+        if !read_only {
+            recover_compaction(&paths).map_err(|(p, e)| OpenError::io(p, e))?;
+        }
+        let dat = if read_only {
+            File::open(&paths.dat).map_err(open_err(&paths.dat))?
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(options.mode)
+                .open(&paths.dat)
+                .map_err(open_err(&paths.dat))?
+        };
+        if read_only {
+            // Readers announce themselves with a shared lock on `.dat`, so
+            // the writer does not overwrite values in place under them.
+            lock_with_timeout(path, &paths.dat, options.lock_timeout, || dat.try_lock_shared())?;
+        }
+        let dat_len = dat.metadata().map_err(open_err(&paths.dat))?.len();
+        let seen = match &commit {
+            Some(f) => read_counter(f).map_err(open_err(&paths.commit))?,
+            None => 0,
+        };
+
+        let dir_source =
+            if read_only && fs::metadata(&paths.dir_compact).is_ok() && !paths.dat_compact.exists() {
+                // A compaction swapped `.dat` and stopped before `.dir`.
+                Some(paths.dir_compact.clone())
+            } else if fs::metadata(&paths.dir).is_ok() {
+                Some(paths.dir.clone())
+            } else if fs::metadata(&paths.bak).is_ok() {
+                // CPython renames `.dir` to `.bak` before writing a new `.dir`;
+                // a crash between the two leaves only `.bak`.
+                modified = true;
+                Some(paths.bak.clone())
+            } else if options.flag.creates() {
+                modified = true;
+                None
+            } else {
+                return Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() });
+            };
+        let (index, salvaged) = match dir_source {
+            Some(src) => {
+                let loaded = load_index(&src, &paths.dat, dat_len, options.salvage)?;
+                (loaded.index, loaded.problems)
+            }
+            None => (Index::default(), Vec::new()),
+        };
+
+        let mut backend = DumbBackend {
+            paths,
+            read_only,
+            closed: false,
+            mode: options.mode,
+            st: RefCell::new(State { index, dat: Arc::new(dat), dat_len, map: None, seen }),
+            commit,
+            modified: modified && !read_only,
+            in_place: false,
+            salvaged,
+        };
+        if backend.modified {
+            // Write `.dir` now so the new database is detectable (and
+            // opens) even if this process dies before its first sync.
+            backend.flush().map_err(|e| OpenError::Backend {
+                backend: NAME,
+                path: path.to_owned(),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(backend)
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn check_writable(&self, operation: &'static str) -> Result<(), Error> {
+        self.check_open()?;
+        if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
+    }
+
+    /// For a reader: reloads the index when a writer has committed since
+    /// it was read. Writers exclude each other, so they never need to.
+    fn refresh(&self) -> Result<(), Error> {
+        self.check_open()?;
+        if !self.read_only {
+            return Ok(());
+        }
+        let Some(commit) = &self.commit else { return Ok(()) };
+        let now = read_counter(commit).map_err(io_err(&self.paths.commit))?;
+        if now == self.st.borrow().seen {
+            return Ok(());
+        }
+        let mut st = self.st.borrow_mut();
+        // A compaction replaces `.dat`: follow it to the new file.
+        let same_file = match fs::metadata(&self.paths.dat) {
+            Ok(m) => st.dat.metadata().map(|o| o.ino() == m.ino() && o.dev() == m.dev()).unwrap_or(false),
+            Err(_) => true,
+        };
+        if !same_file {
+            let dat = File::open(&self.paths.dat).map_err(io_err(&self.paths.dat))?;
+            // Best effort: the writer that just compacted holds no `.dat` lock.
+            let _ = dat.try_lock_shared();
+            st.dat = Arc::new(dat);
+            st.map = None;
+        }
+        st.dat_len = st.dat.metadata().map_err(io_err(&self.paths.dat))?.len();
+        let loaded =
+            load_index(&self.paths.dir, &self.paths.dat, st.dat_len, false).map_err(|e| match e {
+                OpenError::Corrupted { path, detail } => Error::Corrupted { path, detail },
+                OpenError::Io { path, source } => Error::Io { path, source },
+                other => {
+                    Error::Backend { backend: NAME, operation: "reload the index", source: Box::new(other) }
+                }
+            })?;
+        st.index = loaded.index;
+        st.seen = now;
+        Ok(())
+    }
+
+    fn read_value(&self, st: &State, key: &[u8], pos: u64, siz: u64) -> Result<Vec<u8>, Error> {
+        let end = self.value_end(st, key, pos, siz)?;
+        if let Some(map) = &st.map
+            && end <= map.len() as u64
+        {
+            return Ok(map[pos as usize..end as usize].to_vec());
+        }
+        let len = usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len))?;
+        let mut buf = vec![0u8; len];
+        st.dat.read_exact_at(&mut buf, pos).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                self.past_end(key, pos, siz, st.dat_len)
+            } else {
+                Error::io(&self.paths.dat, e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    fn value_end(&self, st: &State, key: &[u8], pos: u64, siz: u64) -> Result<u64, Error> {
+        match pos.checked_add(siz) {
+            Some(end) if end <= st.dat_len => Ok(end),
+            _ => Err(self.past_end(key, pos, siz, st.dat_len)),
+        }
+    }
+
+    fn past_end(&self, key: &[u8], pos: u64, siz: u64, len: u64) -> Error {
+        Error::Corrupted {
+            path: self.paths.dat.clone(),
+            detail: format!("key {} points past the end ({pos} + {siz} > {len} bytes)", show_key(key)),
+        }
+    }
+
+    /// CPython's `_addval`: pad `.dat` to a block boundary and append.
+    fn append_value(&mut self, value: &[u8]) -> Result<u64, Error> {
+        let st = self.st.get_mut();
+        let pos = align(st.dat_len);
+        let pad = (pos - st.dat_len) as usize;
+        if pad > 0 {
+            st.dat
+                .write_all_at(&[0u8; BLOCK_SIZE as usize][..pad], st.dat_len)
+                .map_err(io_err(&self.paths.dat))?;
+        }
+        st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
+        st.dat_len = pos + value.len() as u64;
+        Ok(pos)
+    }
+
+    /// Whether the old value at `pos..pos+siz` may be overwritten in place.
+    fn may_overwrite_in_place(&mut self, pos: u64, siz: u64) -> bool {
+        let st = self.st.get_mut();
+        // A value handed out by get_shared is a view of the map: never
+        // change bytes under it.
+        if let Some(map) = &st.map
+            && Arc::strong_count(map) > 1
+            && pos < map.len() as u64
+        {
+            let _ = siz;
+            return false;
+        }
+        if !self.in_place {
+            // Readers in other processes hold shared locks on `.dat`.
+            self.in_place = st.dat.try_lock().is_ok();
+        }
+        self.in_place
+    }
+
+    fn write_index(&self, target: &Path) -> Result<(), Error> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(self.mode)
+            .open(target)
+            .map_err(io_err(target))?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        let mut line = Vec::with_capacity(64);
+        for (key, pos, siz) in self.st.borrow().index.iter() {
+            line.clear();
+            format::write_line(&mut line, key, pos, siz);
+            out.write_all(&line).map_err(io_err(target))?;
+        }
+        let file = out.into_inner().map_err(|e| Error::io(target, e.into_error()))?;
+        file.sync_all().map_err(io_err(target))
+    }
+
+    fn bump_commit(&mut self) -> Result<(), Error> {
+        if let Some(f) = &self.commit {
+            let next = read_counter(f).map_err(io_err(&self.paths.commit))?.wrapping_add(1);
+            f.write_all_at(&next.to_le_bytes(), 0).map_err(io_err(&self.paths.commit))?;
+            f.sync_data().map_err(io_err(&self.paths.commit))?;
+            self.st.get_mut().seen = next;
+        }
+        Ok(())
+    }
+
+    /// Ends an in-place epoch: lets readers in again.
+    fn release_in_place(&mut self) {
+        if self.in_place {
+            let _ = self.st.get_mut().dat.unlock();
+            self.in_place = false;
+        }
+    }
+
+    /// The `.dat` size the live values would take if packed as a fresh
+    /// CPython database would pack them.
+    fn packed_len(&self) -> u64 {
+        let mut end = 0;
+        for (_, _, siz) in self.st.borrow().index.iter() {
+            end = align(end) + siz;
+        }
+        end
+    }
+}
+
+/// Finishes or undoes a compaction a crash interrupted (see `compact`).
+fn recover_compaction(paths: &Paths) -> Result<(), (PathBuf, io::Error)> {
+    if paths.dat_compact.exists() {
+        // Stopped before `.dat` was swapped: the old files are whole.
+        for p in [&paths.dat_compact, &paths.dir_compact] {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err((p.clone(), e)),
+            }
+        }
+    } else if paths.dir_compact.exists() {
+        // `.dat` was swapped; its index is complete (fsynced before).
+        fs::rename(&paths.dir_compact, &paths.dir).map_err(|e| (paths.dir.clone(), e))?;
+    }
+    Ok(())
+}
+
+impl OpenBackend for DumbBackend {
+    const NAME: &'static str = NAME;
+
+    fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
+        DumbBackend::open(path, options)
+    }
+
+    fn probe(path: &Path) -> Probe {
+        probe(path)
+    }
+}
+
+impl KvBackend for DumbBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut c = Capabilities::NONE;
+        c.persistent = true;
+        c.python_format = true;
+        c.compact = true;
+        c.check = true;
+        c.commit_number = true;
+        c
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.refresh()?;
+        let st = self.st.borrow();
+        match st.index.get(key) {
+            Some((pos, siz)) => self.read_value(&st, key, pos, siz).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get_shared(&self, key: &[u8]) -> Result<Option<SharedBytes>, Error> {
+        self.refresh()?;
+        let mut st = self.st.borrow_mut();
+        let Some((pos, siz)) = st.index.get(key) else { return Ok(None) };
+        let end = self.value_end(&st, key, pos, siz)?;
+        if st.map.as_ref().is_none_or(|m| (m.len() as u64) < end) {
+            #[allow(unsafe_code)]
+            // SAFETY: the map is read-only and `.dat` only grows while we
+            // have it open: this backend never truncates it (compaction
+            // writes a new file), CPython never does either, and bytes
+            // under a map that is shared are never overwritten in place
+            // (see `may_overwrite_in_place`). Another program truncating
+            // the file would make reads fault, as with any mapped file.
+            let map = unsafe { Mmap::map(&*st.dat) }.map_err(io_err(&self.paths.dat))?;
+            st.map = Some(Arc::new(map));
+        }
+        let Some(map) = st.map.clone() else { return Ok(None) };
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = map;
+        let bytes = SharedBytes::slice_of(owner, pos as usize, end as usize)
+            .map_err(|len| self.past_end(key, pos, siz, len as u64))?;
+        Ok(Some(bytes))
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool, Error> {
+        self.refresh()?;
+        Ok(self.st.borrow().index.get(key).is_some())
+    }
+
+    fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.check_writable("insert")?;
+        if key.len() > index::MAX_KEY_LEN {
+            return Err(Error::InvalidKey { key: show_key(key), reason: "longer than 4 GiB".to_owned() });
+        }
+        self.modified = true;
+        let existing = self.st.get_mut().index.get(key);
+        let pos = match existing {
+            Some((pos, siz))
+                if blocks(value.len() as u64) <= blocks(siz) && self.may_overwrite_in_place(pos, siz) =>
+            {
+                let st = self.st.get_mut();
+                st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
+                // The last value may grow within its block.
+                st.dat_len = st.dat_len.max(pos + value.len() as u64);
+                pos
+            }
+            _ => self.append_value(value)?,
+        };
+        self.st.get_mut().index.set(key, pos, value.len() as u64);
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
+        self.check_writable("remove")?;
+        let found = self.st.get_mut().index.remove(key).is_some();
+        self.modified |= found;
+        Ok(found)
+    }
+
+    fn len(&self) -> Result<usize, Error> {
+        self.refresh()?;
+        Ok(self.st.borrow().index.len())
+    }
+
+    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.refresh()?;
+        Ok(self.st.borrow().index.iter().map(|(k, _, _)| k.to_vec()).collect())
+    }
+
+    fn iter(&self) -> Result<KvIter<'_>, Error> {
+        self.refresh()?;
+        let entries: Vec<(Vec<u8>, u64, u64)> =
+            self.st.borrow().index.iter().map(|(k, p, s)| (k.to_vec(), p, s)).collect();
+        Ok(Box::new(entries.into_iter().map(move |(k, pos, siz)| {
+            let st = self.st.borrow();
+            let v = self.read_value(&st, &k, pos, siz)?;
+            Ok((k, v))
+        })))
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.check_open()?;
+        if self.read_only || !self.modified {
+            return Ok(());
+        }
+        let st = self.st.get_mut();
+        // Values first: the index must never name bytes not yet on disk.
+        st.dat.sync_data().map_err(io_err(&self.paths.dat))?;
+        self.write_index(&self.paths.dir_tmp)?;
+        // Keep CPython's `.bak` (the previous index) as a hard link, so
+        // `.dir` itself is replaced in one rename and never missing.
+        match fs::remove_file(&self.paths.bak) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&self.paths.bak, e)),
+        }
+        if self.paths.dir.exists() && fs::hard_link(&self.paths.dir, &self.paths.bak).is_err() {
+            fs::copy(&self.paths.dir, &self.paths.bak).map_err(io_err(&self.paths.bak))?;
+        }
+        fs::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
+        let parent = self.paths.parent();
+        fsync_dir(&parent).map_err(io_err(&parent))?;
+        self.modified = false;
+        self.bump_commit()?;
+        self.release_in_place();
+        // Map the grown file afresh on the next shared read.
+        let st = self.st.get_mut();
+        if st.map.as_ref().is_some_and(|m| (m.len() as u64) < st.dat_len) {
+            st.map = None;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), Error> {
+        if self.closed {
+            return Ok(());
+        }
+        let result = self.flush();
+        self.release_in_place();
+        self.closed = true;
+        // Dropping the files releases the locks; keep `st` (it is cheap to
+        // leave) but forget the index's memory.
+        self.st.get_mut().index.clear();
+        self.st.get_mut().map = None;
+        self.commit = None;
+        result
+    }
+
+    fn metadata(&self, _name: &str) -> Result<Option<Vec<u8>>, Error> {
+        // No metadata: a shelf written here is a plain CPython shelf.
+        self.check_open()?;
+        Ok(None)
+    }
+
+    fn set_metadata(&mut self, _name: &str, _value: &[u8]) -> Result<(), Error> {
+        self.check_writable("set metadata")?;
+        Err(Error::Unsupported { backend: NAME, operation: "metadata" })
+    }
+
+    fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
+        // Not atomic (capabilities say so): applied one by one.
+        self.check_writable("apply a batch")?;
+        for op in ops {
+            match *op {
+                BatchOp::Insert(k, v) => self.insert(k, v)?,
+                BatchOp::Remove(k) => {
+                    self.remove(k)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self) -> Result<u64, Error> {
+        self.check_writable("compact")?;
+        let before = self.st.get_mut().dat_len;
+        // 1. The live values, packed in index order, into a new file.
+        let new_dat = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(self.mode)
+            .open(&self.paths.dat_compact)
+            .map_err(io_err(&self.paths.dat_compact))?;
+        let mut fresh = Index::default();
+        {
+            let st = self.st.borrow();
+            let mut out = BufWriter::with_capacity(1 << 20, &new_dat);
+            let mut end = 0u64;
+            for (key, pos, siz) in st.index.iter() {
+                let value = self.read_value(&st, key, pos, siz)?;
+                let at = align(end);
+                out.write_all(&[0u8; BLOCK_SIZE as usize][..(at - end) as usize])
+                    .and_then(|()| out.write_all(&value))
+                    .map_err(io_err(&self.paths.dat_compact))?;
+                fresh.set(key, at, siz);
+                end = at + siz;
+            }
+            out.flush().map_err(io_err(&self.paths.dat_compact))?;
+        }
+        new_dat.sync_all().map_err(io_err(&self.paths.dat_compact))?;
+        let after = new_dat.metadata().map_err(io_err(&self.paths.dat_compact))?.len();
+        // 2. Its index beside it. From here a crash is finished by the next
+        // open (see `recover_compaction`).
+        let old_index = std::mem::replace(&mut self.st.get_mut().index, fresh);
+        let written = self.write_index(&self.paths.dir_compact);
+        if let Err(e) = written {
+            self.st.get_mut().index = old_index;
+            let _ = fs::remove_file(&self.paths.dat_compact);
+            return Err(e);
+        }
+        let parent = self.paths.parent();
+        fsync_dir(&parent).map_err(io_err(&parent))?;
+        // 3. Swap `.dat`, then `.dir`.
+        fs::rename(&self.paths.dat_compact, &self.paths.dat).map_err(io_err(&self.paths.dat))?;
+        fsync_dir(&parent).map_err(io_err(&parent))?;
+        fs::rename(&self.paths.dir_compact, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
+        // The old `.bak` names offsets in the old `.dat`.
+        let _ = fs::remove_file(&self.paths.bak);
+        fsync_dir(&parent).map_err(io_err(&parent))?;
+        self.release_in_place();
+        let st = self.st.get_mut();
+        st.dat = Arc::new(new_dat);
+        st.dat_len = after;
+        st.map = None;
+        self.modified = false;
+        self.bump_commit()?;
+        Ok(before.saturating_sub(after))
+    }
+
+    fn check(&mut self, repair: bool) -> Result<CheckReport, Error> {
+        self.check_open()?;
+        if repair {
+            self.check_writable("repair")?;
+        }
+        let mut problems = self.salvaged.clone();
+        let mut bad: Vec<Vec<u8>> = Vec::new();
+        {
+            let st = self.st.borrow();
+            let mut spans: Vec<(u64, u64, usize, &[u8])> = Vec::new();
+            for (order, (key, pos, siz)) in st.index.iter().enumerate() {
+                match pos.checked_add(siz) {
+                    Some(end) if end <= st.dat_len => {
+                        if siz > 0 {
+                            spans.push((pos, end, order, key));
+                        }
+                    }
+                    _ => {
+                        problems.push(format!(
+                            "{}: key {} points past the end of {} ({pos} + {siz} > {} bytes)",
+                            self.paths.dir.display(),
+                            show_key(key),
+                            self.paths.dat.display(),
+                            st.dat_len
+                        ));
+                        bad.push(key.to_vec());
+                    }
+                }
+            }
+            spans.sort_unstable();
+            // The entry reaching furthest so far, to compare each next one with.
+            let mut reach: Option<(u64, usize, &[u8])> = None;
+            for &(pos, end, order, key) in &spans {
+                if let Some((r_end, r_order, r_key)) = reach
+                    && pos < r_end
+                {
+                    problems.push(format!(
+                        "{}: keys {} and {} overlap in {}",
+                        self.paths.dir.display(),
+                        show_key(r_key),
+                        show_key(key),
+                        self.paths.dat.display()
+                    ));
+                    // The one written earlier (earlier in the index) is the
+                    // one whose bytes were overwritten.
+                    bad.push(if r_order < order { r_key.to_vec() } else { key.to_vec() });
+                }
+                if reach.is_none_or(|(r_end, _, _)| end > r_end) {
+                    reach = Some((end, order, key));
+                }
+            }
+        }
+        bad.sort();
+        bad.dedup();
+        let good = self.st.borrow().index.len() - bad.len();
+        let repaired = repair && !problems.is_empty();
+        if repaired {
+            for key in &bad {
+                self.st.get_mut().index.remove(key);
+            }
+            self.modified = true;
+            self.flush()?;
+            self.salvaged.clear();
+        }
+        Ok(CheckReport::new(good as u64, problems, repaired))
+    }
+
+    fn commit_number(&self) -> Result<u64, Error> {
+        self.check_open()?;
+        match &self.commit {
+            Some(f) => read_counter(f).map_err(io_err(&self.paths.commit)),
+            None => Ok(0),
+        }
+    }
+
+    fn stats(&self) -> Result<StorageStats, Error> {
+        self.check_open()?;
+        let mut files = Vec::new();
+        let mut bytes = 0;
+        for p in [&self.paths.dat, &self.paths.dir, &self.paths.bak, &self.paths.commit] {
+            if let Ok(m) = fs::metadata(p) {
+                bytes += m.len();
+                files.push(p.clone());
+            }
+        }
+        let dat_len = self.st.borrow().dat_len;
+        Ok(StorageStats::new(bytes, Some(dat_len.saturating_sub(self.packed_len())), files))
+    }
+}
+
+impl Drop for DumbBackend {
+    fn drop(&mut self) {
+        // Like CPython's __del__ = close: a dropped writer commits.
+        let _ = self.close();
+    }
+}

@@ -143,11 +143,21 @@ pub struct BackendOptions {
     pub lock_timeout: Option<Duration>,
     /// Share the database between processes, where the backend can.
     pub multi_process: bool,
+    /// Open a damaged database anyway, skipping what cannot be read, so that
+    /// [`KvBackend::check`] can report it and repair what is left. Backends
+    /// without such a mode ignore it (their `open` fails on damage).
+    pub salvage: bool,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
-        BackendOptions { flag: Flag::Create, mode: 0o666, lock_timeout: None, multi_process: false }
+        BackendOptions {
+            flag: Flag::Create,
+            mode: 0o666,
+            lock_timeout: None,
+            multi_process: false,
+            salvage: false,
+        }
     }
 }
 

@@ -95,6 +95,7 @@ pub struct OpenOptions {
     mode: Option<u32>,
     lock_timeout: Option<Duration>,
     multi_process: bool,
+    salvage: bool,
 }
 
 impl OpenOptions {
@@ -149,6 +150,14 @@ impl OpenOptions {
         self
     }
 
+    /// Open a damaged database anyway, skipping entries that cannot be
+    /// read, so that [`Shelf::check`] can report the damage and repair the
+    /// rest (the dumb backend; others ignore it).
+    pub fn salvage(&mut self, on: bool) -> &mut Self {
+        self.salvage = on;
+        self
+    }
+
     fn backend_options(&self) -> BackendOptions {
         let mut o = BackendOptions::with_flag(self.flag);
         if let Some(mode) = self.mode {
@@ -156,6 +165,7 @@ impl OpenOptions {
         }
         o.lock_timeout = self.lock_timeout;
         o.multi_process = self.multi_process;
+        o.salvage = self.salvage;
         o
     }
 

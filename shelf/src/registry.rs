@@ -37,6 +37,10 @@ const fn entry<B: OpenBackend>(description: &'static str) -> BackendInfo {
 }
 
 static BACKENDS: &[BackendInfo] = &[
+    #[cfg(feature = "dumb")]
+    entry::<backend_dumb::DumbBackend>(
+        "CPython's dbm.dumb files (NAME.dat, NAME.dir), readable by Python's shelve",
+    ),
     #[cfg(feature = "dir")]
     entry::<backend_dir::DirBackend>("a directory of one file per key, compatible with Python's pickleshare"),
     entry::<MemoryBackend>("in-memory map, gone on close (Python's Shelf(dict))"),

@@ -2,6 +2,7 @@
 //! its static type, and through the registry as `Box<dyn KvBackend>`.
 
 use backend_dir::DirBackend;
+use backend_dumb::DumbBackend;
 use shelf::MemoryBackend;
 use shelf_tests::{Dynamic, Static, conformance_suite};
 
@@ -9,3 +10,5 @@ conformance_suite!(memory, Static::<MemoryBackend>::new());
 conformance_suite!(memory_dyn, Dynamic("memory"));
 conformance_suite!(dir, Static::<DirBackend>::new());
 conformance_suite!(dir_dyn, Dynamic("dir"));
+conformance_suite!(dumb, Static::<DumbBackend>::new());
+conformance_suite!(dumb_dyn, Dynamic("dumb"));
