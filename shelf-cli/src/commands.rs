@@ -342,24 +342,38 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, out: Out) -> Resul
         None => (Box::new(BufReader::new(std::io::stdin())), "stdin".to_owned()),
     };
     let mut s = opts.open(path, Flag::Create)?;
-    let bar = db::progress(None, "load");
-    let mut failure = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let seed = LoadSeed { shelf: &mut s, source: &source, bar: &bar, failure: &mut failure };
-    let result = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
-    bar.finish_and_clear();
-    let n = match (result, failure) {
-        (_, Some(f)) => return Err(f.context(format!("loading {}", path.display()))),
-        (Err(e), None) if e.is_io() => return Err(CliError::env(format!("reading {source}: {e}"))),
-        (Err(e), None) => {
-            return Err(malformed(&source, &e)
-                .context(format!("loading {} (keys before the error were stored)", path.display())));
-        }
-        (Ok(n), None) => n,
-    };
+    let n = load_into(&mut s, reader, &source, path)?;
     let len = s.len()?;
     db::close(s, path)?;
     writeln!(out, "loaded {n} keys into {} ({len} keys now)", path.display()).map_err(write_err)
+}
+
+/// Reads a dump (one JSON object `{key: value}`) from `reader` and stores
+/// every value in `s`, streaming; returns the number of keys read. `source`
+/// names the input and `path` the shelf in messages.
+///
+/// # Errors
+/// Malformed JSON (naming the line and column), values that do not fit
+/// the shelf's protocol, I/O errors.
+pub fn load_into(
+    s: &mut DynShelf,
+    reader: Box<dyn BufRead + '_>,
+    source: &str,
+    path: &Path,
+) -> Result<u64, CliError> {
+    let bar = db::progress(None, "load");
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let seed = LoadSeed { shelf: s, source, bar: &bar, failure: &mut failure };
+    let result = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
+    bar.finish_and_clear();
+    match (result, failure) {
+        (_, Some(f)) => Err(f.context(format!("loading {}", path.display()))),
+        (Err(e), None) if e.is_io() => Err(CliError::env(format!("reading {source}: {e}"))),
+        (Err(e), None) => Err(malformed(source, &e)
+            .context(format!("loading {} (keys before the error were stored)", path.display()))),
+        (Ok(n), None) => Ok(n),
+    }
 }
 
 /// The options of `convert`.
@@ -482,7 +496,7 @@ fn unsupported(s: &DynShelf, path: &Path, what: &str) -> Result<CliError, CliErr
 
 /// `shelf check PATH [--repair]`.
 pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), CliError> {
-    let mut s = opts.open(path, if repair { Flag::Write } else { Flag::Read })?;
+    let mut s = opts.open_salvaging(path, if repair { Flag::Write } else { Flag::Read })?;
     if !s.capabilities()?.check {
         return Err(unsupported(&s, path, "check")?);
     }

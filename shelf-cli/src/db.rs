@@ -44,6 +44,30 @@ impl DbOpts {
     pub fn open(&self, path: &Path, default_flag: Flag) -> Result<DynShelf, CliError> {
         open_with(path, self.backend.as_deref(), self.protocol, self.flag.unwrap_or(default_flag))
     }
+
+    /// Like [`open`](Self::open), but a damaged database opens anyway (its
+    /// bad entries skipped) so that `check` can report and repair them.
+    pub fn open_salvaging(&self, path: &Path, default_flag: Flag) -> Result<DynShelf, CliError> {
+        let mut o = self.options(self.flag.unwrap_or(default_flag));
+        o.salvage(true);
+        finish_open(&o, path)
+    }
+
+    fn options(&self, flag: Flag) -> OpenOptions {
+        options(self.backend.as_deref(), self.protocol, flag)
+    }
+}
+
+fn options(backend: Option<&str>, protocol: Option<Protocol>, flag: Flag) -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.flag(flag);
+    if let Some(b) = backend {
+        o.backend(b);
+    }
+    if let Some(p) = protocol {
+        o.protocol(p);
+    }
+    o
 }
 
 /// Opens a shelf, turning every failure into a message that names `path`.
@@ -53,14 +77,10 @@ pub fn open_with(
     protocol: Option<Protocol>,
     flag: Flag,
 ) -> Result<DynShelf, CliError> {
-    let mut o = OpenOptions::new();
-    o.flag(flag);
-    if let Some(b) = backend {
-        o.backend(b);
-    }
-    if let Some(p) = protocol {
-        o.protocol(p);
-    }
+    finish_open(&options(backend, protocol, flag), path)
+}
+
+fn finish_open(o: &OpenOptions, path: &Path) -> Result<DynShelf, CliError> {
     o.open(path).map_err(|e| {
         let err = CliError::from(e);
         // Most open errors already name the path; engine errors may not.

@@ -6,12 +6,7 @@
 //! unsupported, 3 data error (corrupt, undecodable or malformed input),
 //! 4 environment (locked database, permissions, i/o). See `error.rs`.
 
-mod bench;
-mod commands;
-mod db;
-mod error;
-mod json_value;
-mod plot;
+use shelf_cli::{bench, commands, db};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,8 +15,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shelf::{Flag, Protocol};
 
-use crate::db::DbOpts;
-use crate::error::CliError;
+use shelf_cli::db::DbOpts;
+use shelf_cli::error::CliError;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 not found (missing key or database), 2 usage or unsupported,

@@ -1,5 +1,6 @@
 //! The pickle protocol: our own codec for [`Value`] ([`decode`](self::decode)
-//! and [`encode`](self::encode)), serde-pickle for typed values.
+//! and [`encode`](self::encode)); typed values are decoded through [`Value`]
+//! (serde-pickle panics on some inputs) and encoded with serde-pickle.
 //!
 //! serde-pickle's value model has no `bytearray` and cannot name a global it
 //! refused, so the dynamic path does not go through it: the decoder is a
@@ -11,7 +12,7 @@ mod encode;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_pickle::{DeOptions, SerOptions};
+use serde_pickle::SerOptions;
 
 use crate::error::BoxError;
 use crate::protocol::PickleOptions;
@@ -19,14 +20,6 @@ use crate::value::Value;
 
 fn ser_options(o: &PickleOptions) -> SerOptions {
     if o.version <= 2 { SerOptions::new().proto_v2() } else { SerOptions::new() }
-}
-
-fn de_options(o: &PickleOptions) -> DeOptions {
-    // CPython 2 `str` is bytes (STRING opcodes); decoding them as UTF-8 is
-    // what Python 3's `pickle.load(encoding='utf-8')`-style reading of
-    // shelves written by 2.7 expects for text keys and values.
-    let d = DeOptions::new().decode_strings();
-    if o.placeholder_globals { d.replace_unresolved_globals() } else { d }
 }
 
 fn decode_options(o: &PickleOptions) -> decode::DecodeOptions {
@@ -38,26 +31,12 @@ pub(crate) fn encode<T: Serialize>(value: &T, o: &PickleOptions) -> Result<Vec<u
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], o: &PickleOptions) -> Result<T, BoxError> {
-    match serde_pickle::from_slice(bytes, de_options(o)) {
-        Ok(v) => Ok(v),
-        Err(e) if refused_global(&e) => {
-            // serde-pickle cannot say which global it refused; our decoder can.
-            match decode::decode(bytes, decode_options(o)) {
-                Err(ours @ decode::DecodeError::Global { .. }) => Err(ours.into()),
-                _ => Err(e.into()),
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn refused_global(e: &serde_pickle::Error) -> bool {
-    use serde_pickle::{Error, ErrorCode};
-    matches!(
-        e,
-        Error::Eval(ErrorCode::UnresolvedGlobal | ErrorCode::UnsupportedGlobal(..), _)
-            | Error::Syntax(ErrorCode::UnresolvedGlobal | ErrorCode::UnsupportedGlobal(..))
-    )
+    // Through our own decoder, not serde-pickle's: serde-pickle panics on
+    // some inputs (sorting a set holding a NaN, found by fuzzing) and
+    // recurses without bound on deep nesting. The Value deserializer maps
+    // Python's types onto serde's as serde-pickle does.
+    let value = decode::decode(bytes, decode_options(o))?;
+    Ok(value.deserialize_into::<T>()?)
 }
 
 pub(crate) fn encode_value(value: &Value, o: &PickleOptions) -> Result<Vec<u8>, BoxError> {

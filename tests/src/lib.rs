@@ -14,6 +14,7 @@ use shelf::{BackendOptions, Flag, KvBackend, OpenBackend, OpenError, OpenOptions
 
 pub mod cases;
 pub mod crash;
+pub mod fuzzing;
 pub mod model;
 pub mod python;
 

@@ -1,0 +1,7 @@
+//! The dumb `.dir` line parser on arbitrary text.
+//! The body lives in `shelf_tests::fuzzing`, shared with the regression test.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| shelf_tests::fuzzing::dumb_dir_parse(data));

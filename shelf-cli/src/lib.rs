@@ -1,0 +1,10 @@
+//! The library behind the `shelf` command: each subcommand as a function,
+//! the JSON form of values, and the benchmark. The binary (`src/main.rs`)
+//! parses arguments and calls these; the fuzz targets call the loader.
+
+pub mod bench;
+pub mod commands;
+pub mod db;
+pub mod error;
+pub mod json_value;
+pub mod plot;

@@ -1,0 +1,124 @@
+//! The bodies of the fuzz targets in `fuzz/`, shared with the regression
+//! test that replays every input the fuzzers ever crashed on
+//! (`tests/fuzz-regressions/<target>/*`). Each takes arbitrary bytes and
+//! must return without panicking; errors are the expected outcome.
+
+use std::path::Path;
+
+use shelf_core::{BackendOptions, Flag, KvBackend, PickleOptions, Protocol, Value};
+
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` calls them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("pickle_decode", pickle_decode),
+    ("whichdb", whichdb),
+    ("dumb_dir_parse", dumb_dir_parse),
+    ("dumb_open", dumb_open),
+    ("cli_json", cli_json),
+];
+
+/// Pickle decoding, dynamic and typed, strict and with placeholders.
+pub fn pickle_decode(data: &[u8]) {
+    let strict = Protocol::Pickle(PickleOptions::default());
+    let lenient = Protocol::Pickle(PickleOptions::default().with_placeholder_globals());
+    let _ = strict.decode_value(data);
+    let _ = lenient.decode_value(data);
+    let _ = strict.decode::<Value>(data);
+    let _ = strict.decode::<Vec<(String, i64)>>(data);
+    let _ = strict.decode::<std::collections::BTreeSet<String>>(data);
+}
+
+/// `whichdb` and a read-only open on arbitrary files: the input is split
+/// into a file at the path, or `PATH.dir`/`PATH.dat`, or a sled-like
+/// directory.
+pub fn whichdb(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let (a, rest) = data.split_at(data.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    match a.first() {
+        Some(x) if x % 3 == 0 => {
+            std::fs::create_dir(&path).expect("dir");
+            std::fs::write(path.join("conf"), b).expect("conf");
+            std::fs::write(path.join("db"), c).expect("db");
+        }
+        Some(x) if x % 3 == 1 => {
+            std::fs::write(dir.path().join("db.dir"), b).expect("dir file");
+            std::fs::write(dir.path().join("db.dat"), c).expect("dat file");
+        }
+        _ => std::fs::write(&path, data).expect("file"),
+    }
+    let _ = shelf::whichdb(&path);
+    let _ = shelf::OpenOptions::new().flag(Flag::Read).open(&path).map(|s| s.len());
+}
+
+/// The dumb `.dir` line parser on arbitrary text, and the writer's
+/// round trip for whatever key it yields.
+pub fn dumb_dir_parse(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n') {
+        if let Ok(backend_dumb::Line::Entry { key, pos, siz }) = backend_dumb::parse_line(line) {
+            let mut written = Vec::new();
+            backend_dumb::write_line(&mut written, &key, pos, siz);
+            written.pop();
+            assert_eq!(
+                backend_dumb::parse_line(&written),
+                Ok(backend_dumb::Line::Entry { key, pos, siz }),
+                "what we write must read back"
+            );
+        }
+    }
+}
+
+/// Opening a dumb database from arbitrary `.dir` and `.dat` bytes (the
+/// first byte says where to split), strictly and salvaging, then reading,
+/// checking, repairing and compacting it.
+pub fn dumb_open(data: &[u8]) {
+    let Some((&split, rest)) = data.split_first() else { return };
+    let at = rest.len() * usize::from(split) / 255;
+    let (dir_bytes, dat_bytes) = rest.split_at(at);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    std::fs::write(tmp.path().join("db.dir"), dir_bytes).expect("dir file");
+    std::fs::write(tmp.path().join("db.dat"), dat_bytes).expect("dat file");
+    if let Ok(b) = backend_dumb::DumbBackend::open(&path, &BackendOptions::with_flag(Flag::Read)) {
+        read_all(&b);
+    }
+    let mut o = BackendOptions::with_flag(Flag::Write);
+    o.salvage = true;
+    if let Ok(mut b) = backend_dumb::DumbBackend::open(&path, &o) {
+        read_all(&b);
+        let _ = b.check(true);
+        let _ = b.compact();
+        read_all(&b);
+        let _ = b.close();
+        let strict = backend_dumb::DumbBackend::open(&path, &BackendOptions::with_flag(Flag::Read));
+        assert!(strict.is_ok(), "a repaired database must open: {:?}", strict.err());
+    }
+}
+
+fn read_all(b: &dyn KvBackend) {
+    if let Ok(keys) = b.keys() {
+        for k in keys {
+            let _ = b.get(&k);
+            let _ = b.get_shared(&k);
+        }
+    }
+    if let Ok(it) = b.iter() {
+        for _ in it {}
+    }
+}
+
+/// The CLI's JSON loader (what `shelf load` reads) into a memory shelf,
+/// with each protocol.
+pub fn cli_json(data: &[u8]) {
+    for protocol in [Protocol::Json, Protocol::Bincode, Protocol::Pickle(PickleOptions::default())] {
+        let Ok(mut s) =
+            shelf::OpenOptions::new().backend("memory").protocol(protocol).open(Path::new("fuzz"))
+        else {
+            return;
+        };
+        let _ = shelf_cli::commands::load_into(&mut s, Box::new(data), "fuzz input", Path::new("fuzz"));
+    }
+}
