@@ -69,6 +69,7 @@
 
 mod format;
 mod index;
+mod journal;
 
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
@@ -93,6 +94,10 @@ pub const NAME: &str = "dumb";
 /// CPython's `_BLOCKSIZE`: values start at multiples of it.
 pub const BLOCK_SIZE: u64 = 512;
 
+/// Appended values are buffered in memory up to this many bytes before
+/// they are written to `.dat` (and always at `flush`).
+pub const WRITE_BUFFER: usize = 4 << 20;
+
 fn blocks(siz: u64) -> u64 {
     siz.div_ceil(BLOCK_SIZE)
 }
@@ -112,6 +117,7 @@ struct Paths {
     dir_tmp: PathBuf,
     dat_compact: PathBuf,
     dir_compact: PathBuf,
+    journal: PathBuf,
 }
 
 impl Paths {
@@ -130,6 +136,7 @@ impl Paths {
             dir_tmp: with(".dir.shelf-tmp"),
             dat_compact: with(".dat.shelf-compact"),
             dir_compact: with(".dir.shelf-compact"),
+            journal: with(".shelf-journal"),
         }
     }
 
@@ -169,8 +176,20 @@ pub fn probe(path: &Path) -> Probe {
 struct State {
     index: Index,
     dat: Arc<File>,
+    /// The logical length of `.dat`: `disk_len` plus what is buffered.
     dat_len: u64,
+    /// Bytes of `.dat` written to the file; beyond it, `pending` holds the
+    /// rest (appends are buffered, so an insert costs no system call).
+    disk_len: u64,
+    pending: Vec<u8>,
+    /// In-place overwrites of bytes below `disk_len`, by value offset, not
+    /// yet written: applied together, in offset order, at `flush` (one
+    /// small `pwrite` each would cost more than the whole value).
+    overlay: std::collections::HashMap<u64, Vec<u8>>,
+    overlay_bytes: usize,
     map: Option<Arc<Mmap>>,
+    /// Earlier maps that values handed out by `get_shared` may still view.
+    retired: Vec<std::sync::Weak<Mmap>>,
     /// The commit number the index was read at.
     seen: u64,
 }
@@ -354,7 +373,7 @@ impl DumbBackend {
 
         let mut modified = false;
         if options.flag == Flag::New {
-            for p in [&paths.dat, &paths.bak, &paths.dir, &paths.dat_compact, &paths.dir_compact] {
+            for p in [&paths.dat, &paths.bak, &paths.dir, &paths.dat_compact, &paths.dir_compact, &paths.journal] {
                 match fs::remove_file(p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -364,6 +383,12 @@ impl DumbBackend {
         }
         if !read_only {
             recover_compaction(&paths).map_err(|(p, e)| OpenError::io(p, e))?;
+            journal::recover(&paths.journal, &paths.dir, &paths.dat)?;
+        } else if journal::pending(&paths.journal, &paths.dir) {
+            return Err(corrupted(
+                &paths.journal,
+                "a commit was interrupted; open the database once for writing to roll it back".to_owned(),
+            ));
         }
         let dat = if read_only {
             File::open(&paths.dat).map_err(open_err(&paths.dat))?
@@ -418,7 +443,18 @@ impl DumbBackend {
             read_only,
             closed: false,
             mode: options.mode,
-            st: RefCell::new(State { index, dat: Arc::new(dat), dat_len, map: None, seen }),
+            st: RefCell::new(State {
+                index,
+                dat: Arc::new(dat),
+                dat_len,
+                disk_len: dat_len,
+                pending: Vec::new(),
+                overlay: std::collections::HashMap::new(),
+                overlay_bytes: 0,
+                map: None,
+                retired: Vec::new(),
+                seen,
+            }),
             commit,
             modified: modified && !read_only,
             in_place: false,
@@ -471,6 +507,7 @@ impl DumbBackend {
             st.map = None;
         }
         st.dat_len = st.dat.metadata().map_err(io_err(&self.paths.dat))?.len();
+        st.disk_len = st.dat_len;
         let loaded =
             load_index(&self.paths.dir, &self.paths.dat, st.dat_len, false).map_err(|e| match e {
                 OpenError::Corrupted { path, detail } => Error::Corrupted { path, detail },
@@ -484,23 +521,159 @@ impl DumbBackend {
         Ok(())
     }
 
-    fn read_value(&self, st: &State, key: &[u8], pos: u64, siz: u64) -> Result<Vec<u8>, Error> {
+    fn read_value(&self, st: &mut State, key: &[u8], pos: u64, siz: u64) -> Result<Vec<u8>, Error> {
         let end = self.value_end(st, key, pos, siz)?;
-        if let Some(map) = &st.map
-            && end <= map.len() as u64
-        {
-            return Ok(map[pos as usize..end as usize].to_vec());
-        }
-        let len = usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len))?;
-        let mut buf = vec![0u8; len];
-        st.dat.read_exact_at(&mut buf, pos).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                self.past_end(key, pos, siz, st.dat_len)
-            } else {
-                Error::io(&self.paths.dat, e)
+        let mut out = Vec::with_capacity(usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len))?);
+        if pos < st.disk_len {
+            let on_disk = end.min(st.disk_len);
+            if st.map.as_ref().is_none_or(|m| (m.len() as u64) < on_disk) && !self.map_is_shared(st) {
+                self.remap(st)?;
             }
-        })?;
-        Ok(buf)
+            match &st.map {
+                Some(map) if on_disk <= map.len() as u64 => {
+                    out.extend_from_slice(&map[pos as usize..on_disk as usize]);
+                }
+                _ => {
+                    out.resize((on_disk - pos) as usize, 0);
+                    st.dat.read_exact_at(&mut out, pos).map_err(|e| {
+                        if e.kind() == io::ErrorKind::UnexpectedEof {
+                            self.past_end(key, pos, siz, st.dat_len)
+                        } else {
+                            Error::io(&self.paths.dat, e)
+                        }
+                    })?;
+                }
+            }
+        }
+        if end > st.disk_len {
+            let from = (pos.max(st.disk_len) - st.disk_len) as usize;
+            out.extend_from_slice(&st.pending[from..(end - st.disk_len) as usize]);
+        }
+        if let Some(newer) = st.overlay.get(&pos) {
+            let n = newer.len().min(out.len());
+            out[..n].copy_from_slice(&newer[..n]);
+        }
+        Ok(out)
+    }
+
+    /// Whether values handed out by `get_shared` still view the map (then
+    /// it is kept, not replaced, so their bytes stay where they are).
+    fn map_is_shared(&self, st: &State) -> bool {
+        st.map.as_ref().is_some_and(|m| Arc::strong_count(m) > 1)
+    }
+
+    /// Maps what is on disk of `.dat` afresh.
+    fn remap(&self, st: &mut State) -> Result<(), Error> {
+        if st.disk_len == 0 {
+            st.map = None;
+            return Ok(());
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: the map is read-only and `.dat` only grows while we have
+        // it open: this backend never truncates it (compaction writes a new
+        // file), CPython never does either, and bytes under a map that is
+        // shared are never overwritten in place (see
+        // `may_overwrite_in_place`). Another program truncating the file
+        // would make reads fault, as with any mapped file.
+        let map = unsafe { Mmap::map(&*st.dat) }.map_err(io_err(&self.paths.dat))?;
+        if let Some(old) = st.map.replace(Arc::new(map))
+            && Arc::strong_count(&old) > 1
+        {
+            st.retired.push(Arc::downgrade(&old));
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `pos` of the logical `.dat`: to the file below
+    /// `disk_len`, into the buffer above it.
+    fn write_at(&mut self, pos: u64, data: &[u8]) -> Result<(), Error> {
+        let st = self.st.get_mut();
+        let split = usize::try_from(st.disk_len.saturating_sub(pos)).unwrap_or(usize::MAX).min(data.len());
+        let (low, high) = data.split_at(split);
+        if !low.is_empty() {
+            st.overlay_bytes += low.len();
+            if let Some(old) = st.overlay.insert(pos, low.to_vec()) {
+                st.overlay_bytes -= old.len();
+            }
+        }
+        if !high.is_empty() {
+            let from = (pos + split as u64 - st.disk_len) as usize;
+            if st.pending.len() < from + high.len() {
+                st.pending.resize(from + high.len(), 0);
+            }
+            st.pending[from..from + high.len()].copy_from_slice(high);
+        }
+        st.dat_len = st.dat_len.max(pos + data.len() as u64);
+        if st.overlay_bytes >= WRITE_BUFFER {
+            // Bound the memory held: commit (an early commit is harmless;
+            // applying without committing would keep the journal open).
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered in-place overwrites to `.dat`, after saving the
+    /// bytes they replace in an undo journal (see [`journal`]): an
+    /// overwrite changes bytes the committed index names, so a crash
+    /// before the new index is in place must be able to put them back.
+    /// Nearby overwrites are gathered into one span (read, patched,
+    /// written back), so random overwrites cost a few large writes rather
+    /// than one small one each.
+    fn apply_overlay(&mut self) -> Result<(), Error> {
+        const GAP: u64 = 64 << 10;
+        const MAX_SPAN: u64 = 8 << 20;
+        let st = self.st.get_mut();
+        if st.overlay.is_empty() {
+            return Ok(());
+        }
+        let mut writes: Vec<(u64, Vec<u8>)> = st.overlay.drain().collect();
+        st.overlay_bytes = 0;
+        writes.sort_unstable_by_key(|(pos, _)| *pos);
+        let dat = &self.paths.dat;
+        // (start, old bytes, new bytes) per span.
+        let mut spans: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut i = 0;
+        while i < writes.len() {
+            let start = writes[i].0;
+            let mut end = start + writes[i].1.len() as u64;
+            let mut j = i + 1;
+            while j < writes.len() && writes[j].0 <= end + GAP && writes[j].0 - start < MAX_SPAN {
+                end = end.max(writes[j].0 + writes[j].1.len() as u64);
+                j += 1;
+            }
+            let mut old = vec![0u8; (end - start) as usize];
+            st.dat.read_exact_at(&mut old, start).map_err(io_err(dat))?;
+            let mut new = old.clone();
+            for (pos, bytes) in &writes[i..j] {
+                let at = (pos - start) as usize;
+                new[at..at + bytes.len()].copy_from_slice(bytes);
+            }
+            spans.push((start, old, new));
+            i = j;
+        }
+        let undo: Vec<(u64, &[u8])> = spans.iter().map(|(p, old, _)| (*p, &old[..])).collect();
+        journal::write(&self.paths.journal, &self.paths.dir, &undo, self.mode)?;
+        let parent = self.paths.parent();
+        fsync_dir(&parent).map_err(io_err(&parent))?;
+        for (start, _, new) in &spans {
+            st.dat.write_all_at(new, *start).map_err(io_err(dat))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered appends to `.dat`.
+    fn write_out(&mut self) -> Result<(), Error> {
+        let st = self.st.get_mut();
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        st.dat.write_all_at(&st.pending, st.disk_len).map_err(io_err(&self.paths.dat))?;
+        st.disk_len += st.pending.len() as u64;
+        st.pending.clear();
+        if st.pending.capacity() > 2 * WRITE_BUFFER {
+            st.pending.shrink_to(WRITE_BUFFER);
+        }
+        Ok(())
     }
 
     fn value_end(&self, st: &State, key: &[u8], pos: u64, siz: u64) -> Result<u64, Error> {
@@ -521,27 +694,37 @@ impl DumbBackend {
     fn append_value(&mut self, value: &[u8]) -> Result<u64, Error> {
         let st = self.st.get_mut();
         let pos = align(st.dat_len);
-        let pad = (pos - st.dat_len) as usize;
-        if pad > 0 {
-            st.dat
-                .write_all_at(&[0u8; BLOCK_SIZE as usize][..pad], st.dat_len)
-                .map_err(io_err(&self.paths.dat))?;
+        if value.len() >= WRITE_BUFFER {
+            // Large values go straight to the file, not through the buffer.
+            self.write_out()?;
+            let st = self.st.get_mut();
+            let pad = (pos - st.disk_len) as usize;
+            st.dat.write_all_at(&[0u8; BLOCK_SIZE as usize][..pad], st.disk_len).map_err(io_err(&self.paths.dat))?;
+            st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
+            st.disk_len = pos + value.len() as u64;
+            st.dat_len = st.disk_len;
+            return Ok(pos);
         }
-        st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
+        let start = (pos - st.disk_len) as usize;
+        st.pending.resize(start, 0);
+        st.pending.extend_from_slice(value);
         st.dat_len = pos + value.len() as u64;
+        if st.pending.len() >= WRITE_BUFFER {
+            self.write_out()?;
+        }
         Ok(pos)
     }
 
-    /// Whether the old value at `pos..pos+siz` may be overwritten in place.
-    fn may_overwrite_in_place(&mut self, pos: u64, siz: u64) -> bool {
+    /// Whether the old value at `pos` may be overwritten in place.
+    fn may_overwrite_in_place(&mut self, pos: u64) -> bool {
         let st = self.st.get_mut();
-        // A value handed out by get_shared is a view of the map: never
+        // A value handed out by get_shared is a view of a map: never
         // change bytes under it.
-        if let Some(map) = &st.map
-            && Arc::strong_count(map) > 1
-            && pos < map.len() as u64
-        {
-            let _ = siz;
+        if st.map.as_ref().is_some_and(|m| Arc::strong_count(m) > 1 && pos < m.len() as u64) {
+            return false;
+        }
+        st.retired.retain(|w| w.strong_count() > 0);
+        if st.retired.iter().any(|w| w.upgrade().is_some_and(|m| pos < m.len() as u64)) {
             return false;
         }
         if !self.in_place {
@@ -646,9 +829,9 @@ impl KvBackend for DumbBackend {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         self.refresh()?;
-        let st = self.st.borrow();
+        let mut st = self.st.borrow_mut();
         match st.index.get(key) {
-            Some((pos, siz)) => self.read_value(&st, key, pos, siz).map(Some),
+            Some((pos, siz)) => self.read_value(&mut st, key, pos, siz).map(Some),
             None => Ok(None),
         }
     }
@@ -658,16 +841,14 @@ impl KvBackend for DumbBackend {
         let mut st = self.st.borrow_mut();
         let Some((pos, siz)) = st.index.get(key) else { return Ok(None) };
         let end = self.value_end(&st, key, pos, siz)?;
+        if end > st.disk_len || st.overlay.contains_key(&pos) {
+            // Not written to the file yet: a copy from the buffers.
+            return self.read_value(&mut st, key, pos, siz).map(|v| Some(v.into()));
+        }
         if st.map.as_ref().is_none_or(|m| (m.len() as u64) < end) {
-            #[allow(unsafe_code)]
-            // SAFETY: the map is read-only and `.dat` only grows while we
-            // have it open: this backend never truncates it (compaction
-            // writes a new file), CPython never does either, and bytes
-            // under a map that is shared are never overwritten in place
-            // (see `may_overwrite_in_place`). Another program truncating
-            // the file would make reads fault, as with any mapped file.
-            let map = unsafe { Mmap::map(&*st.dat) }.map_err(io_err(&self.paths.dat))?;
-            st.map = Some(Arc::new(map));
+            // A map that values still view is left to them; a new one is
+            // made beside it.
+            self.remap(&mut st)?;
         }
         let Some(map) = st.map.clone() else { return Ok(None) };
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = map;
@@ -690,12 +871,11 @@ impl KvBackend for DumbBackend {
         let existing = self.st.get_mut().index.get(key);
         let pos = match existing {
             Some((pos, siz))
-                if blocks(value.len() as u64) <= blocks(siz) && self.may_overwrite_in_place(pos, siz) =>
+                if blocks(value.len() as u64) <= blocks(siz) && self.may_overwrite_in_place(pos) =>
             {
-                let st = self.st.get_mut();
-                st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
-                // The last value may grow within its block.
-                st.dat_len = st.dat_len.max(pos + value.len() as u64);
+                // The last value may grow within its block: write_at
+                // extends the length.
+                self.write_at(pos, value)?;
                 pos
             }
             _ => self.append_value(value)?,
@@ -726,8 +906,8 @@ impl KvBackend for DumbBackend {
         let entries: Vec<(Vec<u8>, u64, u64)> =
             self.st.borrow().index.iter().map(|(k, p, s)| (k.to_vec(), p, s)).collect();
         Ok(Box::new(entries.into_iter().map(move |(k, pos, siz)| {
-            let st = self.st.borrow();
-            let v = self.read_value(&st, &k, pos, siz)?;
+            let mut st = self.st.borrow_mut();
+            let v = self.read_value(&mut st, &k, pos, siz)?;
             Ok((k, v))
         })))
     }
@@ -737,6 +917,8 @@ impl KvBackend for DumbBackend {
         if self.read_only || !self.modified {
             return Ok(());
         }
+        self.write_out()?;
+        self.apply_overlay()?;
         let st = self.st.get_mut();
         // Values first: the index must never name bytes not yet on disk.
         st.dat.sync_data().map_err(io_err(&self.paths.dat))?;
@@ -754,14 +936,13 @@ impl KvBackend for DumbBackend {
         fs::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
         let parent = self.paths.parent();
         fsync_dir(&parent).map_err(io_err(&parent))?;
+        // The new index is in place: the undo journal is void. (If this
+        // removal is lost, the journal names the old `.dir`, which is gone,
+        // and recovery discards it.)
+        journal::discard(&self.paths.journal).map_err(io_err(&self.paths.journal))?;
         self.modified = false;
         self.bump_commit()?;
         self.release_in_place();
-        // Map the grown file afresh on the next shared read.
-        let st = self.st.get_mut();
-        if st.map.as_ref().is_some_and(|m| (m.len() as u64) < st.dat_len) {
-            st.map = None;
-        }
         Ok(())
     }
 
@@ -819,11 +1000,13 @@ impl KvBackend for DumbBackend {
             .map_err(io_err(&self.paths.dat_compact))?;
         let mut fresh = Index::default();
         {
-            let st = self.st.borrow();
+            let entries: Vec<(Vec<u8>, u64, u64)> =
+                self.st.get_mut().index.iter().map(|(k, p, s)| (k.to_vec(), p, s)).collect();
             let mut out = BufWriter::with_capacity(1 << 20, &new_dat);
             let mut end = 0u64;
-            for (key, pos, siz) in st.index.iter() {
-                let value = self.read_value(&st, key, pos, siz)?;
+            for (key, pos, siz) in entries {
+                let key = &key[..];
+                let value = self.read_value(&mut self.st.borrow_mut(), key, pos, siz)?;
                 let at = align(end);
                 out.write_all(&[0u8; BLOCK_SIZE as usize][..(at - end) as usize])
                     .and_then(|()| out.write_all(&value))
@@ -857,6 +1040,11 @@ impl KvBackend for DumbBackend {
         let st = self.st.get_mut();
         st.dat = Arc::new(new_dat);
         st.dat_len = after;
+        st.disk_len = after;
+        st.pending.clear();
+        // Compaction copied the overwritten values; the old file is gone.
+        st.overlay.clear();
+        st.overlay_bytes = 0;
         st.map = None;
         self.modified = false;
         self.bump_commit()?;

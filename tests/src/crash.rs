@@ -24,6 +24,16 @@ pub fn value(r: u64, b: u64, i: u64) -> ByteBuf {
     ByteBuf::from(v)
 }
 
+/// The value batch `b + 1` overwrites key `(r, b, 0)` with: shorter than
+/// [`value`] (so the dumb backend writes it in place, as CPython does) and
+/// marked, so an old index reading new bytes (a torn value) shows.
+pub fn overwritten(r: u64, b: u64, i: u64) -> ByteBuf {
+    let mut v = value(r, b, i).into_vec();
+    v.truncate(v.len() - 9);
+    v.insert(0, b'#');
+    ByteBuf::from(v)
+}
+
 /// The protocol every crash test uses, so values decode on any backend.
 pub const PROTOCOL: Protocol = Protocol::Bincode;
 
@@ -43,10 +53,10 @@ pub fn write_batches(backend: &str, path: &str, round: u64, batches: u64, keys: 
         for i in 0..keys {
             db.insert(key(round, b, i), &value(round, b, i)).map_err(|e| e.to_string())?;
         }
-        // Overwrite and delete some of the previous batch too: a crash in
-        // the middle of either must not tear anything synced.
+        // Overwrite a key of the previous batch (in place on dumb): a
+        // crash in the middle must not tear anything synced.
         if b > 0 {
-            db.insert(key(round, b - 1, 0), &value(round, b - 1, 0)).map_err(|e| e.to_string())?;
+            db.insert(key(round, b - 1, 0), &overwritten(round, b - 1, 0)).map_err(|e| e.to_string())?;
         }
         db.sync().map_err(|e| e.to_string())?;
         writeln!(out, "synced {b}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;

@@ -1,0 +1,172 @@
+//! The undo journal that makes CPython's in-place overwrites crash-safe.
+//!
+//! CPython overwrites a value in place when its block count does not grow,
+//! so the bytes the committed index names change before the new index is
+//! written: a crash in between would leave the old index reading new (or,
+//! for a shorter value, mixed) bytes. Before such writes this backend saves
+//! the bytes they replace in `NAME.shelf-journal`, fsynced, together with
+//! the identity (device, inode) of the `.dir` file that was current. A
+//! commit renames a new file over `.dir`, so on the next open:
+//! - a complete journal whose `.dir` is still the current one means the
+//!   commit did not happen: the old bytes are written back, and the
+//!   database is exactly as at the last commit;
+//! - a journal naming another `.dir`, or an incomplete one (the crash came
+//!   while it was written, before any overwrite), is discarded.
+//!
+//! Layout: `SHELFJ1\n`, dir device (u64), dir inode (u64), span count
+//! (u64), then per span its offset (u64), length (u64) and bytes, then an
+//! FNV-1a 64 checksum of everything before it; integers little-endian.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use shelf_core::{Error, OpenError};
+
+const MAGIC: &[u8; 8] = b"SHELFJ1\n";
+
+fn fnv1a(state: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(state, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn dir_identity(dir: &Path) -> (u64, u64) {
+    fs::metadata(dir).map(|m| (m.dev(), m.ino())).unwrap_or((0, 0))
+}
+
+/// Writes and fsyncs a journal holding `spans` (offset, old bytes) for the
+/// current `.dir`.
+pub fn write(path: &Path, dir: &Path, spans: &[(u64, &[u8])], mode: u32) -> Result<(), Error> {
+    let err = |e| Error::io(path, e);
+    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(err)?;
+    let mut out = BufWriter::with_capacity(1 << 20, &file);
+    let mut sum = FNV_OFFSET;
+    let mut put = |out: &mut BufWriter<&File>, bytes: &[u8]| -> io::Result<()> {
+        sum = fnv1a(sum, bytes);
+        out.write_all(bytes)
+    };
+    let (dev, ino) = dir_identity(dir);
+    put(&mut out, MAGIC).map_err(err)?;
+    for n in [dev, ino, spans.len() as u64] {
+        put(&mut out, &n.to_le_bytes()).map_err(err)?;
+    }
+    for (pos, bytes) in spans {
+        put(&mut out, &pos.to_le_bytes()).map_err(err)?;
+        put(&mut out, &(bytes.len() as u64).to_le_bytes()).map_err(err)?;
+        put(&mut out, bytes).map_err(err)?;
+    }
+    out.write_all(&sum.to_le_bytes()).map_err(err)?;
+    out.flush().map_err(err)?;
+    drop(out);
+    file.sync_all().map_err(err)
+}
+
+/// Removes the journal (after a commit).
+pub fn discard(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A parsed, complete journal.
+struct Journal {
+    dev: u64,
+    ino: u64,
+    spans: Vec<(u64, Vec<u8>)>,
+}
+
+fn read(path: &Path) -> io::Result<Option<Journal>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(parse(&bytes))
+}
+
+fn parse(bytes: &[u8]) -> Option<Journal> {
+    let body_len = bytes.len().checked_sub(8)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if fnv1a(FNV_OFFSET, body).to_le_bytes() != sum || !body.starts_with(MAGIC) {
+        return None;
+    }
+    let mut rest = &body[MAGIC.len()..];
+    fn u64_at(rest: &mut &[u8]) -> Option<u64> {
+        let (n, tail) = rest.split_first_chunk::<8>()?;
+        *rest = tail;
+        Some(u64::from_le_bytes(*n))
+    }
+    let (dev, ino, count) = (u64_at(&mut rest)?, u64_at(&mut rest)?, u64_at(&mut rest)?);
+    let mut spans = Vec::new();
+    for _ in 0..count {
+        let pos = u64_at(&mut rest)?;
+        let len = usize::try_from(u64_at(&mut rest)?).ok()?;
+        if rest.len() < len {
+            return None;
+        }
+        let (data, tail) = rest.split_at(len);
+        rest = tail;
+        spans.push((pos, data.to_vec()));
+    }
+    Some(Journal { dev, ino, spans })
+}
+
+/// Whether a journal would roll back bytes under the current `.dir` (a
+/// reader cannot do it, and must not read until a writer has).
+pub fn pending(path: &Path, dir: &Path) -> bool {
+    matches!(read(path), Ok(Some(j)) if (j.dev, j.ino) == dir_identity(dir))
+}
+
+/// Rolls back an interrupted commit, or discards a void journal (see the
+/// module docs). Called by a writer, under its lock, before reading `.dir`.
+pub fn recover(path: &Path, dir: &Path, dat: &Path) -> Result<(), OpenError> {
+    let journal = read(path).map_err(|e| OpenError::io(path, e))?;
+    if let Some(j) = journal
+        && (j.dev, j.ino) == dir_identity(dir)
+    {
+        let file = OpenOptions::new().write(true).open(dat).map_err(|e| OpenError::io(dat, e))?;
+        for (pos, bytes) in &j.spans {
+            file.write_all_at(bytes, *pos).map_err(|e| OpenError::io(dat, e))?;
+        }
+        file.sync_all().map_err(|e| OpenError::io(dat, e))?;
+    }
+    discard(path).map_err(|e| OpenError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolls_back_only_for_the_same_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (j, dir, dat) = (tmp.path().join("j"), tmp.path().join("d.dir"), tmp.path().join("d.dat"));
+        fs::write(&dir, b"").unwrap();
+        fs::write(&dat, b"AAAABBBB").unwrap();
+        write(&j, &dir, &[(4, b"BBBB")], 0o644).unwrap();
+        fs::write(&dat, b"AAAAxx").unwrap();
+        assert!(pending(&j, &dir));
+        recover(&j, &dir, &dat).unwrap();
+        assert_eq!(fs::read(&dat).unwrap(), b"AAAABBBB");
+        assert!(!j.exists());
+
+        // A committed index (a new .dir file): the journal is void.
+        write(&j, &dir, &[(0, b"ZZ")], 0o644).unwrap();
+        fs::write(tmp.path().join("new"), b"").unwrap();
+        fs::rename(tmp.path().join("new"), &dir).unwrap();
+        assert!(!pending(&j, &dir));
+        recover(&j, &dir, &dat).unwrap();
+        assert_eq!(fs::read(&dat).unwrap(), b"AAAABBBB");
+
+        // A torn journal is discarded.
+        write(&j, &dir, &[(0, b"ZZ")], 0o644).unwrap();
+        let mut torn = fs::read(&j).unwrap();
+        torn.truncate(torn.len() - 3);
+        fs::write(&j, torn).unwrap();
+        recover(&j, &dir, &dat).unwrap();
+        assert_eq!(fs::read(&dat).unwrap(), b"AAAABBBB");
+    }
+}
