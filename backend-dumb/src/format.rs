@@ -92,6 +92,36 @@ pub enum Line {
     },
 }
 
+/// The common shape, parsed without allocating: `'key', (pos, siz)` as
+/// CPython writes it for a key with no escapes. `None` sends the line to
+/// [`parse_line`], which handles everything else.
+pub fn parse_simple(line: &[u8]) -> Option<(&[u8], u64, u64)> {
+    let rest = line.strip_prefix(b"'")?;
+    let close = memchr(b'\'', rest)?;
+    let key = &rest[..close];
+    if key.contains(&b'\\') {
+        return None;
+    }
+    let rest = rest[close + 1..].strip_prefix(b", (")?;
+    let comma = memchr(b',', rest)?;
+    let pos = decimal(&rest[..comma])?;
+    let rest = rest[comma + 1..].strip_prefix(b" ")?;
+    let rest = rest.strip_suffix(b")")?;
+    let siz = decimal(rest)?;
+    Some((key, pos, siz))
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
+}
+
 /// Parses one line (without its ending) as `ast.literal_eval(line.rstrip())`
 /// would, for the shapes a `.dir` line can take. The error says what is
 /// wrong, for a message that adds the file and line number.
@@ -389,6 +419,19 @@ mod tests {
         ] {
             assert!(parse_line(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn simple_path_agrees() {
+        for line in
+            [&b"'k', (0, 5)"[..], b"'', (512, 0)", b"'a\\b', (0, 5)", b"'k', (0, 5) ", b"'k', (00, 5)"]
+        {
+            if let Some((k, p, z)) = parse_simple(line) {
+                assert_eq!(parse_line(line), Ok(Line::Entry { key: k.to_vec(), pos: p, siz: z }));
+            }
+        }
+        assert_eq!(parse_simple(b"'k', (0, 5)"), Some((&b"k"[..], 0, 5)));
+        assert_eq!(parse_simple(b"'a\\b', (0, 5)"), None);
     }
 
     #[test]

@@ -40,7 +40,8 @@ fn dir_identity(dir: &Path) -> (u64, u64) {
 /// current `.dir`.
 pub fn write(path: &Path, dir: &Path, spans: &[(u64, &[u8])], mode: u32) -> Result<(), Error> {
     let err = |e| Error::io(path, e);
-    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(err)?;
+    let file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(err)?;
     let mut out = BufWriter::with_capacity(1 << 20, &file);
     let mut sum = FNV_OFFSET;
     let mut put = |out: &mut BufWriter<&File>, bytes: &[u8]| -> io::Result<()> {

@@ -265,21 +265,29 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 struct LoadedIndex {
     index: Index,
     problems: Vec<String>,
+    /// The length of `.dat` the entries were checked against.
+    dat_len: u64,
 }
 
-/// Reads the index at `dir_path`, checking each entry against `dat_len`.
+/// Reads the index at `dir_path`, checking each entry against the length
+/// of `.dat` that `dat_len` gives. It is asked for after `.dir` is opened:
+/// every value a `.dir` names was written before that `.dir` was renamed
+/// into place, so a writer committing meanwhile cannot make its entries
+/// point past the length seen.
 /// Strict: the first bad line is an error naming the file and line.
 /// Salvaging: bad lines are skipped and listed.
 fn load_index(
     dir_path: &Path,
     dat_path: &Path,
-    dat_len: u64,
+    dat_len: &dyn Fn() -> Result<u64, OpenError>,
     salvage: bool,
 ) -> Result<LoadedIndex, OpenError> {
     let file = File::open(dir_path).map_err(open_err(dir_path))?;
+    let dat_len = dat_len()?;
     let size = file.metadata().map_err(open_err(dir_path))?.len();
-    // About 40 bytes a line for short keys: size the index once.
-    let guess = usize::try_from(size / 40).unwrap_or(0);
+    // Lines of short keys take 30 to 40 bytes: size the index once rather
+    // than rehash it as it grows (an overestimate costs a little memory).
+    let guess = usize::try_from(size / 30).unwrap_or(0);
     let mut index = Index::with_capacity(guess, guess * 16);
     let mut problems = Vec::new();
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -303,6 +311,12 @@ fn load_index(
         }
         for (_, line) in pieces {
             number += 1;
+            if let Some((key, pos, siz)) = format::parse_simple(line)
+                && pos.checked_add(siz).is_some_and(|end| end <= dat_len)
+            {
+                index.set(key, pos, siz);
+                continue;
+            }
             let problem = match format::parse_line(line) {
                 Ok(Line::Blank) => continue,
                 Ok(Line::Entry { key, pos, siz }) => match pos.checked_add(siz) {
@@ -328,7 +342,63 @@ fn load_index(
             problems.push(format!("{}:{number}: {problem}", dir_path.display()));
         }
     }
-    Ok(LoadedIndex { index, problems })
+    Ok(LoadedIndex { index, problems, dat_len })
+}
+
+/// Whether `file` is the file now at `path` (a compaction renames a new
+/// `.dat` over the old one).
+fn is_current(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// A reader's `.dat` and the index that goes with it, while a writer may
+/// commit or compact. A compaction renames a new `.dat` over the old one,
+/// then a new `.dir` (till then `NAME.dir.shelf-compact`): so the index is
+/// read from the `.dir` that belongs to the `.dat` in hand, and all is
+/// tried again with the new `.dat` when it was replaced meanwhile. `lock`
+/// takes the reader's shared lock on a newly opened `.dat`.
+fn load_for_reader(
+    paths: &Paths,
+    mut dat: Arc<File>,
+    salvage: bool,
+    lock: &dyn Fn(&File) -> Result<(), OpenError>,
+) -> Result<(Arc<File>, LoadedIndex), OpenError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let src = if paths.dir_compact.exists() && !paths.dat_compact.exists() {
+            // A compaction swapped `.dat` and has not (or never will,
+            // after a crash) renamed its index over `.dir`.
+            &paths.dir_compact
+        } else if paths.dir.exists() || !paths.bak.exists() {
+            &paths.dir
+        } else {
+            // CPython renames `.dir` to `.bak` before writing a new `.dir`;
+            // a crash between the two leaves only `.bak`.
+            &paths.bak
+        };
+        let dat_len = || dat.metadata().map(|m| m.len()).map_err(open_err(&paths.dat));
+        let result = load_index(src, &paths.dat, &dat_len, salvage);
+        let current = is_current(&dat, &paths.dat);
+        let vanished = |e: &OpenError| match e {
+            OpenError::Io { path, source } => path == src && source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        };
+        match result {
+            Ok(loaded) if current => return Ok((dat, loaded)),
+            Err(e) if (current && !vanished(&e)) || Instant::now() >= deadline => return Err(e),
+            _ if Instant::now() >= deadline => return Err(OpenError::Locked { path: paths.base.clone() }),
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        if !current {
+            let fresh = File::open(&paths.dat).map_err(open_err(&paths.dat))?;
+            lock(&fresh)?;
+            dat = Arc::new(fresh);
+        }
+    }
 }
 
 impl DumbBackend {
@@ -373,7 +443,9 @@ impl DumbBackend {
 
         let mut modified = false;
         if options.flag == Flag::New {
-            for p in [&paths.dat, &paths.bak, &paths.dir, &paths.dat_compact, &paths.dir_compact, &paths.journal] {
+            for p in
+                [&paths.dat, &paths.bak, &paths.dir, &paths.dat_compact, &paths.dir_compact, &paths.journal]
+            {
                 match fs::remove_file(p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -384,11 +456,6 @@ impl DumbBackend {
         if !read_only {
             recover_compaction(&paths).map_err(|(p, e)| OpenError::io(p, e))?;
             journal::recover(&paths.journal, &paths.dir, &paths.dat)?;
-        } else if journal::pending(&paths.journal, &paths.dir) {
-            return Err(corrupted(
-                &paths.journal,
-                "a commit was interrupted; open the database once for writing to roll it back".to_owned(),
-            ));
         }
         let dat = if read_only {
             File::open(&paths.dat).map_err(open_err(&paths.dat))?
@@ -406,33 +473,66 @@ impl DumbBackend {
             // Readers announce themselves with a shared lock on `.dat`, so
             // the writer does not overwrite values in place under them.
             lock_with_timeout(path, &paths.dat, options.lock_timeout, || dat.try_lock_shared())?;
+            // Checked under the lock: a writer's journal lives only while
+            // it holds `.dat` exclusively, so one seen now is left by a crash.
+            if journal::pending(&paths.journal, &paths.dir) {
+                return Err(corrupted(
+                    &paths.journal,
+                    "a commit was interrupted; open the database once for writing to roll it back".to_owned(),
+                ));
+            }
         }
-        let dat_len = dat.metadata().map_err(open_err(&paths.dat))?.len();
         let seen = match &commit {
             Some(f) => read_counter(f).map_err(open_err(&paths.commit))?,
             None => 0,
         };
+        if read_only {
+            let lock =
+                |f: &File| lock_with_timeout(path, &paths.dat, options.lock_timeout, || f.try_lock_shared());
+            let (dat, loaded) = load_for_reader(&paths, Arc::new(dat), options.salvage, &lock)?;
+            let dat_len = loaded.dat_len;
+            return Ok(DumbBackend {
+                paths,
+                read_only,
+                closed: false,
+                mode: options.mode,
+                st: RefCell::new(State {
+                    index: loaded.index,
+                    dat,
+                    dat_len,
+                    disk_len: dat_len,
+                    pending: Vec::new(),
+                    overlay: std::collections::HashMap::new(),
+                    overlay_bytes: 0,
+                    map: None,
+                    retired: Vec::new(),
+                    seen,
+                }),
+                commit,
+                modified: false,
+                in_place: false,
+                salvaged: loaded.problems,
+            });
+        }
 
-        let dir_source =
-            if read_only && fs::metadata(&paths.dir_compact).is_ok() && !paths.dat_compact.exists() {
-                // A compaction swapped `.dat` and stopped before `.dir`.
-                Some(paths.dir_compact.clone())
-            } else if fs::metadata(&paths.dir).is_ok() {
-                Some(paths.dir.clone())
-            } else if fs::metadata(&paths.bak).is_ok() {
-                // CPython renames `.dir` to `.bak` before writing a new `.dir`;
-                // a crash between the two leaves only `.bak`.
-                modified = true;
-                Some(paths.bak.clone())
-            } else if options.flag.creates() {
-                modified = true;
-                None
-            } else {
-                return Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() });
-            };
+        // A writer: nobody else changes the files now.
+        let dat_len = dat.metadata().map_err(open_err(&paths.dat))?.len();
+        let dir_source = if fs::metadata(&paths.dir).is_ok() {
+            Some(paths.dir.clone())
+        } else if fs::metadata(&paths.bak).is_ok() {
+            // CPython renames `.dir` to `.bak` before writing a new `.dir`;
+            // a crash between the two leaves only `.bak`.
+            modified = true;
+            Some(paths.bak.clone())
+        } else if options.flag.creates() {
+            modified = true;
+            None
+        } else {
+            return Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() });
+        };
         let (index, salvaged) = match dir_source {
             Some(src) => {
-                let loaded = load_index(&src, &paths.dat, dat_len, options.salvage)?;
+                let loaded = load_index(&src, &paths.dat, &|| Ok(dat_len), options.salvage)?;
                 (loaded.index, loaded.problems)
             }
             None => (Index::default(), Vec::new()),
@@ -456,7 +556,7 @@ impl DumbBackend {
                 seen,
             }),
             commit,
-            modified: modified && !read_only,
+            modified,
             in_place: false,
             salvaged,
         };
@@ -494,28 +594,26 @@ impl DumbBackend {
             return Ok(());
         }
         let mut st = self.st.borrow_mut();
-        // A compaction replaces `.dat`: follow it to the new file.
-        let same_file = match fs::metadata(&self.paths.dat) {
-            Ok(m) => st.dat.metadata().map(|o| o.ino() == m.ino() && o.dev() == m.dev()).unwrap_or(false),
-            Err(_) => true,
+        // Best effort: a writer that just compacted holds no `.dat` lock.
+        let lock = |f: &File| {
+            let _ = f.try_lock_shared();
+            Ok(())
         };
-        if !same_file {
-            let dat = File::open(&self.paths.dat).map_err(io_err(&self.paths.dat))?;
-            // Best effort: the writer that just compacted holds no `.dat` lock.
-            let _ = dat.try_lock_shared();
-            st.dat = Arc::new(dat);
-            st.map = None;
-        }
-        st.dat_len = st.dat.metadata().map_err(io_err(&self.paths.dat))?.len();
-        st.disk_len = st.dat_len;
-        let loaded =
-            load_index(&self.paths.dir, &self.paths.dat, st.dat_len, false).map_err(|e| match e {
+        let (dat, loaded) =
+            load_for_reader(&self.paths, st.dat.clone(), false, &lock).map_err(|e| match e {
                 OpenError::Corrupted { path, detail } => Error::Corrupted { path, detail },
                 OpenError::Io { path, source } => Error::Io { path, source },
                 other => {
                     Error::Backend { backend: NAME, operation: "reload the index", source: Box::new(other) }
                 }
             })?;
+        if !Arc::ptr_eq(&dat, &st.dat) {
+            // A compaction replaced `.dat`: follow it to the new file.
+            st.dat = dat;
+            st.map = None;
+        }
+        st.dat_len = loaded.dat_len;
+        st.disk_len = loaded.dat_len;
         st.index = loaded.index;
         st.seen = now;
         Ok(())
@@ -523,7 +621,8 @@ impl DumbBackend {
 
     fn read_value(&self, st: &mut State, key: &[u8], pos: u64, siz: u64) -> Result<Vec<u8>, Error> {
         let end = self.value_end(st, key, pos, siz)?;
-        let mut out = Vec::with_capacity(usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len))?);
+        let mut out =
+            Vec::with_capacity(usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len))?);
         if pos < st.disk_len {
             let on_disk = end.min(st.disk_len);
             if st.map.as_ref().is_none_or(|m| (m.len() as u64) < on_disk) && !self.map_is_shared(st) {
@@ -591,9 +690,18 @@ impl DumbBackend {
         let split = usize::try_from(st.disk_len.saturating_sub(pos)).unwrap_or(usize::MAX).min(data.len());
         let (low, high) = data.split_at(split);
         if !low.is_empty() {
-            st.overlay_bytes += low.len();
-            if let Some(old) = st.overlay.insert(pos, low.to_vec()) {
-                st.overlay_bytes -= old.len();
+            match st.overlay.get_mut(&pos) {
+                // A shorter overwrite of the same value leaves the rest of
+                // the earlier one behind it, as CPython's file would.
+                Some(old) if old.len() >= low.len() => old[..low.len()].copy_from_slice(low),
+                Some(old) => {
+                    st.overlay_bytes += low.len() - old.len();
+                    *old = low.to_vec();
+                }
+                None => {
+                    st.overlay_bytes += low.len();
+                    st.overlay.insert(pos, low.to_vec());
+                }
             }
         }
         if !high.is_empty() {
@@ -699,7 +807,9 @@ impl DumbBackend {
             self.write_out()?;
             let st = self.st.get_mut();
             let pad = (pos - st.disk_len) as usize;
-            st.dat.write_all_at(&[0u8; BLOCK_SIZE as usize][..pad], st.disk_len).map_err(io_err(&self.paths.dat))?;
+            st.dat
+                .write_all_at(&[0u8; BLOCK_SIZE as usize][..pad], st.disk_len)
+                .map_err(io_err(&self.paths.dat))?;
             st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
             st.disk_len = pos + value.len() as u64;
             st.dat_len = st.disk_len;

@@ -500,7 +500,15 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
     if !s.capabilities()?.check {
         return Err(unsupported(&s, path, "check")?);
     }
-    let report = s.backend_mut()?.check(repair)?;
+    let report = match s.backend_mut()?.check(repair) {
+        // Some engines (redb) check only through a writable handle.
+        Err(shelf::Error::ReadOnly { .. }) if opts.flag.is_none() => {
+            db::close(s, path)?;
+            s = opts.open_salvaging(path, Flag::Write)?;
+            s.backend_mut()?.check(repair)?
+        }
+        other => other?,
+    };
     for p in &report.problems {
         writeln!(out, "problem: {p}").map_err(write_err)?;
     }

@@ -19,8 +19,8 @@ pub struct DbOpts {
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
     /// The protocol values are stored with: pickle, bincode or json
-    /// (default: the one the shelf records, else pickle for Python formats,
-    /// else bincode).
+    /// (default: the one the shelf records, else pickle for Python formats
+    /// and for databases this command creates, else bincode).
     #[arg(long, value_name = "P", value_parser = parse_protocol)]
     pub protocol: Option<Protocol>,
     /// The dbm flag: r (read-only), w (read-write), c (create if missing),
@@ -48,24 +48,34 @@ impl DbOpts {
     /// Like [`open`](Self::open), but a damaged database opens anyway (its
     /// bad entries skipped) so that `check` can report and repair them.
     pub fn open_salvaging(&self, path: &Path, default_flag: Flag) -> Result<DynShelf, CliError> {
-        let mut o = self.options(self.flag.unwrap_or(default_flag));
+        let mut o = self.options(path, self.flag.unwrap_or(default_flag));
         o.salvage(true);
         finish_open(&o, path)
     }
 
-    fn options(&self, flag: Flag) -> OpenOptions {
-        options(self.backend.as_deref(), self.protocol, flag)
+    fn options(&self, path: &Path, flag: Flag) -> OpenOptions {
+        options(path, self.backend.as_deref(), self.protocol, flag)
     }
 }
 
-fn options(backend: Option<&str>, protocol: Option<Protocol>, flag: Flag) -> OpenOptions {
+fn options(path: &Path, backend: Option<&str>, protocol: Option<Protocol>, flag: Flag) -> OpenOptions {
     let mut o = OpenOptions::new();
     o.flag(flag);
     if let Some(b) = backend {
         o.backend(b);
     }
-    if let Some(p) = protocol {
-        o.protocol(p);
+    match protocol {
+        Some(p) => {
+            o.protocol(p);
+        }
+        // A database the command creates gets pickle, not the library's
+        // bincode default: the command handles values it has no Rust type
+        // for, which needs a self-describing protocol (and pickle is the
+        // one Python reads too).
+        None if flag == Flag::New || (flag.creates() && shelf::whichdb(path) == shelf::WhichDb::Missing) => {
+            o.protocol(Protocol::pickle());
+        }
+        None => {}
     }
     o
 }
@@ -77,7 +87,7 @@ pub fn open_with(
     protocol: Option<Protocol>,
     flag: Flag,
 ) -> Result<DynShelf, CliError> {
-    finish_open(&options(backend, protocol, flag), path)
+    finish_open(&options(path, backend, protocol, flag), path)
 }
 
 fn finish_open(o: &OpenOptions, path: &Path) -> Result<DynShelf, CliError> {
