@@ -2,6 +2,9 @@
 //! `get_shared` of a 1 MiB, 10 MiB and 100 MiB value takes the same time
 //! (no bytes are copied), while `get` grows with the size.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use backend_dumb::DumbBackend;
