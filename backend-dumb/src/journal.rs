@@ -58,10 +58,10 @@ pub fn write(path: &Path, dir: &Path, spans: &[(u64, &[u8])], mode: u32) -> Resu
         put(&mut out, &(bytes.len() as u64).to_le_bytes()).map_err(err)?;
         put(&mut out, bytes).map_err(err)?;
     }
-    out.write_all(&sum.to_le_bytes()).map_err(err)?;
+    crate::fault::point().and_then(|()| out.write_all(&sum.to_le_bytes())).map_err(err)?;
     out.flush().map_err(err)?;
     drop(out);
-    file.sync_all().map_err(err)
+    crate::fault::sync(&file).map_err(err)
 }
 
 /// Removes the journal (after a commit).

@@ -67,6 +67,7 @@
 //! CPython processes take no locks: do not let one write a database this
 //! backend has open for writing.
 
+pub mod fault;
 mod format;
 mod index;
 mod journal;
@@ -205,6 +206,9 @@ pub struct DumbBackend {
     /// `NAME.shelf-commit`: the writer's lock and the commit number.
     commit: Option<File>,
     modified: bool,
+    /// Set when a commit failed part-way: writes are refused until the
+    /// database is reopened (which rolls the commit back).
+    poisoned: bool,
     /// Whether this writer holds the exclusive `.dat` lock that allows
     /// in-place overwrites (see the crate docs).
     in_place: bool,
@@ -258,7 +262,7 @@ fn read_counter(file: &File) -> io::Result<u64> {
 }
 
 fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    fault::sync(&File::open(dir)?)
 }
 
 /// The result of reading a `.dir` file.
@@ -359,7 +363,9 @@ fn is_current(file: &File, path: &Path) -> bool {
 /// then a new `.dir` (till then `NAME.dir.shelf-compact`): so the index is
 /// read from the `.dir` that belongs to the `.dat` in hand, and all is
 /// tried again with the new `.dat` when it was replaced meanwhile. `lock`
-/// takes the reader's shared lock on a newly opened `.dat`.
+/// takes the reader's shared lock on a newly opened `.dat` before its
+/// index is read, so the writer cannot overwrite in place what that index
+/// names (its error is returned).
 fn load_for_reader(
     paths: &Paths,
     mut dat: Arc<File>,
@@ -381,7 +387,10 @@ fn load_for_reader(
         };
         let dat_len = || dat.metadata().map(|m| m.len()).map_err(open_err(&paths.dat));
         let result = load_index(src, &paths.dat, &dat_len, salvage);
-        let current = is_current(&dat, &paths.dat);
+        // A `.dir.shelf-compact` beside a `.dat.shelf-compact` is the next
+        // compaction's, not the index of this `.dat`.
+        let settled = src != &paths.dir_compact || !paths.dat_compact.exists();
+        let current = settled && is_current(&dat, &paths.dat);
         let vanished = |e: &OpenError| match e {
             OpenError::Io { path, source } => path == src && source.kind() == io::ErrorKind::NotFound,
             _ => false,
@@ -510,6 +519,7 @@ impl DumbBackend {
                 }),
                 commit,
                 modified: false,
+                poisoned: false,
                 in_place: false,
                 salvaged: loaded.problems,
             });
@@ -557,6 +567,7 @@ impl DumbBackend {
             }),
             commit,
             modified,
+            poisoned: false,
             in_place: false,
             salvaged,
         };
@@ -578,7 +589,22 @@ impl DumbBackend {
 
     fn check_writable(&self, operation: &'static str) -> Result<(), Error> {
         self.check_open()?;
-        if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
+        if self.read_only {
+            return Err(Error::ReadOnly { operation });
+        }
+        if self.poisoned {
+            return Err(Error::Backend {
+                backend: NAME,
+                operation,
+                source: format!(
+                    "a commit to {} failed part-way; close and reopen the database, which rolls it back \
+                     to the last commit",
+                    self.paths.base.display()
+                )
+                .into(),
+            });
+        }
+        Ok(())
     }
 
     /// For a reader: reloads the index when a writer has committed since
@@ -594,19 +620,24 @@ impl DumbBackend {
             return Ok(());
         }
         let mut st = self.st.borrow_mut();
-        // Best effort: a writer that just compacted holds no `.dat` lock.
-        let lock = |f: &File| {
-            let _ = f.try_lock_shared();
-            Ok(())
+        // After a compaction the writer may already overwrite in place in
+        // the new `.dat` (it held no reader's lock): then keep reading the
+        // old pair, which nobody changes, until the writer commits.
+        let lock = |f: &File| match f.try_lock_shared() {
+            Ok(()) => Ok(()),
+            Err(fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path: self.paths.base.clone() }),
+            Err(fs::TryLockError::Error(e)) => Err(OpenError::io(&self.paths.dat, e)),
         };
-        let (dat, loaded) =
-            load_for_reader(&self.paths, st.dat.clone(), false, &lock).map_err(|e| match e {
-                OpenError::Corrupted { path, detail } => Error::Corrupted { path, detail },
-                OpenError::Io { path, source } => Error::Io { path, source },
-                other => {
-                    Error::Backend { backend: NAME, operation: "reload the index", source: Box::new(other) }
-                }
-            })?;
+        let (dat, loaded) = match load_for_reader(&self.paths, st.dat.clone(), false, &lock) {
+            Ok(found) => found,
+            Err(OpenError::Locked { .. }) => return Ok(()),
+            Err(OpenError::Corrupted { path, detail }) => return Err(Error::Corrupted { path, detail }),
+            Err(OpenError::Io { path, source }) => return Err(Error::Io { path, source }),
+            Err(other) => {
+                let source = Box::new(other);
+                return Err(Error::Backend { backend: NAME, operation: "reload the index", source });
+            }
+        };
         if !Arc::ptr_eq(&dat, &st.dat) {
             // A compaction replaced `.dat`: follow it to the new file.
             st.dat = dat;
@@ -734,8 +765,8 @@ impl DumbBackend {
         if st.overlay.is_empty() {
             return Ok(());
         }
-        let mut writes: Vec<(u64, Vec<u8>)> = st.overlay.drain().collect();
-        st.overlay_bytes = 0;
+        // Kept until written: on failure the overlay still serves reads.
+        let mut writes: Vec<(u64, &[u8])> = st.overlay.iter().map(|(p, v)| (*p, &v[..])).collect();
         writes.sort_unstable_by_key(|(pos, _)| *pos);
         let dat = &self.paths.dat;
         // (start, old bytes, new bytes) per span.
@@ -764,8 +795,11 @@ impl DumbBackend {
         let parent = self.paths.parent();
         fsync_dir(&parent).map_err(io_err(&parent))?;
         for (start, _, new) in &spans {
-            st.dat.write_all_at(new, *start).map_err(io_err(dat))?;
+            fault::write_at(&st.dat, new, *start).map_err(io_err(dat))?;
         }
+        drop(writes);
+        st.overlay.clear();
+        st.overlay_bytes = 0;
         Ok(())
     }
 
@@ -775,7 +809,7 @@ impl DumbBackend {
         if st.pending.is_empty() {
             return Ok(());
         }
-        st.dat.write_all_at(&st.pending, st.disk_len).map_err(io_err(&self.paths.dat))?;
+        fault::write_at(&st.dat, &st.pending, st.disk_len).map_err(io_err(&self.paths.dat))?;
         st.disk_len += st.pending.len() as u64;
         st.pending.clear();
         if st.pending.capacity() > 2 * WRITE_BUFFER {
@@ -807,10 +841,9 @@ impl DumbBackend {
             self.write_out()?;
             let st = self.st.get_mut();
             let pad = (pos - st.disk_len) as usize;
-            st.dat
-                .write_all_at(&[0u8; BLOCK_SIZE as usize][..pad], st.disk_len)
+            fault::write_at(&st.dat, &[0u8; BLOCK_SIZE as usize][..pad], st.disk_len)
                 .map_err(io_err(&self.paths.dat))?;
-            st.dat.write_all_at(value, pos).map_err(io_err(&self.paths.dat))?;
+            fault::write_at(&st.dat, value, pos).map_err(io_err(&self.paths.dat))?;
             st.disk_len = pos + value.len() as u64;
             st.dat_len = st.disk_len;
             return Ok(pos);
@@ -857,17 +890,47 @@ impl DumbBackend {
         for (key, pos, siz) in self.st.borrow().index.iter() {
             line.clear();
             format::write_line(&mut line, key, pos, siz);
-            out.write_all(&line).map_err(io_err(target))?;
+            fault::point().and_then(|()| out.write_all(&line)).map_err(io_err(target))?;
         }
         let file = out.into_inner().map_err(|e| Error::io(target, e.into_error()))?;
-        file.sync_all().map_err(io_err(target))
+        fault::sync(&file).map_err(io_err(target))
+    }
+
+    /// The commit proper (see `flush`).
+    fn commit(&mut self) -> Result<(), Error> {
+        self.apply_overlay()?;
+        let st = self.st.get_mut();
+        // Values first: the index must never name bytes not yet on disk.
+        fault::sync(&st.dat).map_err(io_err(&self.paths.dat))?;
+        self.write_index(&self.paths.dir_tmp)?;
+        // Keep CPython's `.bak` (the previous index) as a hard link, so
+        // `.dir` itself is replaced in one rename and never missing.
+        match fs::remove_file(&self.paths.bak) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&self.paths.bak, e)),
+        }
+        if self.paths.dir.exists() && fs::hard_link(&self.paths.dir, &self.paths.bak).is_err() {
+            fs::copy(&self.paths.dir, &self.paths.bak).map_err(io_err(&self.paths.bak))?;
+        }
+        fault::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
+        let parent = self.paths.parent();
+        fsync_dir(&parent).map_err(io_err(&parent))?;
+        // The new index is in place: the undo journal is void. (If this
+        // removal is lost, the journal names the old `.dir`, which is gone,
+        // and recovery discards it.)
+        journal::discard(&self.paths.journal).map_err(io_err(&self.paths.journal))?;
+        self.modified = false;
+        self.bump_commit()?;
+        self.release_in_place();
+        Ok(())
     }
 
     fn bump_commit(&mut self) -> Result<(), Error> {
         if let Some(f) = &self.commit {
             let next = read_counter(f).map_err(io_err(&self.paths.commit))?.wrapping_add(1);
-            f.write_all_at(&next.to_le_bytes(), 0).map_err(io_err(&self.paths.commit))?;
-            f.sync_data().map_err(io_err(&self.paths.commit))?;
+            fault::write_at(f, &next.to_le_bytes(), 0).map_err(io_err(&self.paths.commit))?;
+            fault::sync(f).map_err(io_err(&self.paths.commit))?;
             self.st.get_mut().seen = next;
         }
         Ok(())
@@ -905,7 +968,7 @@ fn recover_compaction(paths: &Paths) -> Result<(), (PathBuf, io::Error)> {
         }
     } else if paths.dir_compact.exists() {
         // `.dat` was swapped; its index is complete (fsynced before).
-        fs::rename(&paths.dir_compact, &paths.dir).map_err(|e| (paths.dir.clone(), e))?;
+        fault::rename(&paths.dir_compact, &paths.dir).map_err(|e| (paths.dir.clone(), e))?;
     }
     Ok(())
 }
@@ -1027,40 +1090,23 @@ impl KvBackend for DumbBackend {
         if self.read_only || !self.modified {
             return Ok(());
         }
+        self.check_writable("sync")?;
+        // A failed append leaves the buffer to retry; past this point a
+        // failure may have changed bytes the committed index names, so it
+        // poisons the handle (reopening rolls back through the journal).
         self.write_out()?;
-        self.apply_overlay()?;
-        let st = self.st.get_mut();
-        // Values first: the index must never name bytes not yet on disk.
-        st.dat.sync_data().map_err(io_err(&self.paths.dat))?;
-        self.write_index(&self.paths.dir_tmp)?;
-        // Keep CPython's `.bak` (the previous index) as a hard link, so
-        // `.dir` itself is replaced in one rename and never missing.
-        match fs::remove_file(&self.paths.bak) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&self.paths.bak, e)),
+        let result = self.commit();
+        if result.is_err() {
+            self.poisoned = true;
         }
-        if self.paths.dir.exists() && fs::hard_link(&self.paths.dir, &self.paths.bak).is_err() {
-            fs::copy(&self.paths.dir, &self.paths.bak).map_err(io_err(&self.paths.bak))?;
-        }
-        fs::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
-        let parent = self.paths.parent();
-        fsync_dir(&parent).map_err(io_err(&parent))?;
-        // The new index is in place: the undo journal is void. (If this
-        // removal is lost, the journal names the old `.dir`, which is gone,
-        // and recovery discards it.)
-        journal::discard(&self.paths.journal).map_err(io_err(&self.paths.journal))?;
-        self.modified = false;
-        self.bump_commit()?;
-        self.release_in_place();
-        Ok(())
+        result
     }
 
     fn close(&mut self) -> Result<(), Error> {
         if self.closed {
             return Ok(());
         }
-        let result = self.flush();
+        let result = if self.poisoned { Ok(()) } else { self.flush() };
         self.release_in_place();
         self.closed = true;
         // Dropping the files releases the locks; keep `st` (it is cheap to
@@ -1126,7 +1172,7 @@ impl KvBackend for DumbBackend {
             }
             out.flush().map_err(io_err(&self.paths.dat_compact))?;
         }
-        new_dat.sync_all().map_err(io_err(&self.paths.dat_compact))?;
+        fault::sync(&new_dat).map_err(io_err(&self.paths.dat_compact))?;
         let after = new_dat.metadata().map_err(io_err(&self.paths.dat_compact))?.len();
         // 2. Its index beside it. From here a crash is finished by the next
         // open (see `recover_compaction`).
@@ -1140,9 +1186,9 @@ impl KvBackend for DumbBackend {
         let parent = self.paths.parent();
         fsync_dir(&parent).map_err(io_err(&parent))?;
         // 3. Swap `.dat`, then `.dir`.
-        fs::rename(&self.paths.dat_compact, &self.paths.dat).map_err(io_err(&self.paths.dat))?;
+        fault::rename(&self.paths.dat_compact, &self.paths.dat).map_err(io_err(&self.paths.dat))?;
         fsync_dir(&parent).map_err(io_err(&parent))?;
-        fs::rename(&self.paths.dir_compact, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
+        fault::rename(&self.paths.dir_compact, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
         // The old `.bak` names offsets in the old `.dat`.
         let _ = fs::remove_file(&self.paths.bak);
         fsync_dir(&parent).map_err(io_err(&parent))?;
