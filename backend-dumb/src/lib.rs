@@ -55,6 +55,13 @@
 //! timeout. In the same process, a value handed out by `get_shared` is
 //! never overwritten in place either.
 //!
+//! A compaction renames a new `.dat`, then a new `.dir`, over the old
+//! ones. A reader reads the index that belongs to the `.dat` it holds
+//! (retrying if `.dat` was replaced meanwhile) and locks a new `.dat`
+//! before reading its index; if the writer already overwrites in place in
+//! it, the reader keeps the old pair, which nothing changes, until the
+//! writer's next commit.
+//!
 //! ## Durability
 //! Writes are visible at once and durable at [`KvBackend::flush`]. A crash
 //! before it loses the writes since the last flush, and nothing else: the
@@ -391,8 +398,11 @@ fn load_for_reader(
         // compaction's, not the index of this `.dat`.
         let settled = src != &paths.dir_compact || !paths.dat_compact.exists();
         let current = settled && is_current(&dat, &paths.dat);
+        // The compaction renamed its index over `.dir` meanwhile.
         let vanished = |e: &OpenError| match e {
-            OpenError::Io { path, source } => path == src && source.kind() == io::ErrorKind::NotFound,
+            OpenError::Io { path, source } => {
+                path == &paths.dir_compact && source.kind() == io::ErrorKind::NotFound
+            }
             _ => false,
         };
         match result {
