@@ -235,6 +235,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
+/// How long a lock is retried when no timeout is asked for.
+const LOCK_GRACE: Duration = Duration::from_millis(50);
+
 /// Takes a lock with `try_op`, retrying until `timeout`; `Locked` after it.
 fn lock_with_timeout(
     base: &Path,
@@ -242,7 +245,12 @@ fn lock_with_timeout(
     timeout: Option<Duration>,
     mut try_op: impl FnMut() -> Result<(), fs::TryLockError>,
 ) -> Result<(), OpenError> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // Even "at once" allows a short grace: a lock released by a close can
+    // linger for a moment in a child this process is forking (the child
+    // holds the descriptor until its exec closes it), which would
+    // otherwise make a close-then-reopen fail spuriously in a program that
+    // spawns processes.
+    let deadline = Some(Instant::now() + timeout.unwrap_or(LOCK_GRACE).max(LOCK_GRACE));
     let mut pause = Duration::from_millis(1);
     loop {
         match try_op() {
@@ -438,8 +446,11 @@ impl DumbBackend {
         }
         if exists && options.flag != Flag::New && probe(path) == Probe::Foreign {
             // A `.dat` beside a `.dir` that is not ours (or no `.dir`, with
-            // no `.bak` to recover from): someone else's files.
-            if fs::metadata(&paths.dir).is_ok() || fs::metadata(&paths.bak).is_err() {
+            // no `.bak` to recover from): someone else's files. Salvaging,
+            // the caller has named this backend for a `.dir` damaged from
+            // its first byte, and `check` reports every line.
+            let salvageable = options.salvage && paths.dir.is_file();
+            if !salvageable && (fs::metadata(&paths.dir).is_ok() || fs::metadata(&paths.bak).is_err()) {
                 return Err(OpenError::Undetectable { path: path.to_owned() });
             }
         }

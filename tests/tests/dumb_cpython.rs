@@ -711,8 +711,9 @@ fn damaged_dir_with_code_is_never_run() {
 }
 
 /// A `.dir` whose first line does not start with a quote fails
-/// `dbm.whichdb`'s test: every open, salvaging or not, refuses it as
-/// someone else's file and changes nothing.
+/// `dbm.whichdb`'s test: a normal open refuses it as someone else's file
+/// and changes nothing; a salvaging open (the caller named this backend)
+/// opens it, and `check` reports line 1.
 fn undetectable_case(case: &str, bad: &[u8]) {
     let scratch = Scratch::new();
     damaged(&scratch, bad, 1);
@@ -723,7 +724,12 @@ fn undetectable_case(case: &str, bad: &[u8]) {
             let mut o = BackendOptions::with_flag(flag);
             o.salvage = salvage;
             match DumbBackend::open(&scratch.path, &o) {
-                Err(OpenError::Undetectable { path }) => assert_eq!(path, scratch.path, "{case}"),
+                Err(OpenError::Undetectable { path }) if !salvage => assert_eq!(path, scratch.path, "{case}"),
+                Ok(mut db) if salvage => {
+                    let report = db.check(false).unwrap();
+                    assert!(report.problems.iter().any(|p| p.contains(":1:")), "{case}: {report:?}");
+                    db.close().unwrap();
+                }
                 Err(other) => panic!("{case}: flag {flag}, salvage {salvage}: {other:?}"),
                 Ok(_) => panic!("{case}: flag {flag}, salvage {salvage}: opened"),
             }
