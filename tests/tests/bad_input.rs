@@ -184,3 +184,33 @@ fn a_protocol_mismatch() {
         }
     }
 }
+
+#[test]
+fn a_truncated_dat_file() {
+    let scratch = Scratch::new();
+    let mut db = open("dumb", &scratch.path, Protocol::pickle());
+    db.insert("first", &vec![1u8; 600]).unwrap();
+    db.insert("second", &vec![2u8; 600]).unwrap();
+    db.close().unwrap();
+    drop(db);
+    let dat = scratch.path.with_extension("dat");
+    let len = std::fs::metadata(&dat).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&dat).unwrap().set_len(len - 100).unwrap();
+    match OpenOptions::new().flag(Flag::Read).open(&scratch.path) {
+        Err(OpenError::Corrupted { path, detail }) => {
+            assert_eq!(path, scratch.path.with_extension("dir"));
+            assert!(
+                detail.contains("line 2") && detail.contains("second") && detail.contains("past the end"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected Corrupted, got {:?}", other.map(|_| ())),
+    }
+    // Salvaging keeps the good entry and repairs the index.
+    let mut db = OpenOptions::new().flag(Flag::Write).salvage(true).open(&scratch.path).unwrap();
+    let report = db.backend_mut().unwrap().check(true).unwrap();
+    assert_eq!((report.good_entries, report.problems.len(), report.repaired), (1, 1, true), "{report:?}");
+    assert_eq!(db.keys().unwrap(), ["first"]);
+    db.close().unwrap();
+    assert!(OpenOptions::new().flag(Flag::Read).open(&scratch.path).is_ok());
+}
