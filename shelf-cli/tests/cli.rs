@@ -725,3 +725,28 @@ fn cpython_dumb_shelf_dumps_and_converts() {
     let o = Command::new("python3").args(["-c", &script]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "(1, b'hi')\n", "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn check_reports_and_repairs_a_damaged_dumb_database() {
+    if !registered("dumb") {
+        return eprintln!("skipped: dumb not compiled in");
+    }
+    let db = Db::new("dumb");
+    expect(&db.run("set", &["good", "1"]), 0);
+    expect(&db.run("set", &["gone", "2"]), 0);
+    // A line of garbage, and an entry pointing past the end of .dat.
+    let dir_file = db.path.with_extension("dir");
+    let mut text = std::fs::read_to_string(&dir_file).unwrap();
+    text.push_str("garbage\n'far', (99999, 5)\n");
+    std::fs::write(&dir_file, text).unwrap();
+    let o = db.run("get", &["good"]);
+    expect(&o, 3);
+    assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
+    let o = db.run("check", &[]);
+    expect(&o, 3);
+    assert!(stdout(&o).contains(":3:") && stdout(&o).contains(":4:"), "{}", stdout(&o));
+    expect(&db.run("check", &["--repair"]), 0);
+    expect(&db.run("check", &[]), 0);
+    assert_eq!(stdout(&db.run("get", &["good"])), "1\n");
+    assert_eq!(stdout(&db.run("get", &["gone"])), "2\n");
+}
