@@ -37,6 +37,10 @@ const fn entry<B: OpenBackend>(description: &'static str) -> BackendInfo {
 }
 
 static BACKENDS: &[BackendInfo] = &[
+    #[cfg(feature = "redb")]
+    entry::<backend_redb::RedbBackend>("redb 4: an embedded copy-on-write B-tree in one file, ACID"),
+    #[cfg(feature = "sled")]
+    entry::<backend_sled::SledBackend>("sled 0.34: an embedded log-structured engine in a directory"),
     #[cfg(feature = "dumb")]
     entry::<backend_dumb::DumbBackend>(
         "CPython's dbm.dumb files (NAME.dat, NAME.dir), readable by Python's shelve",

@@ -12,3 +12,5 @@ conformance_suite!(dir, Static::<DirBackend>::new());
 conformance_suite!(dir_dyn, Dynamic("dir"));
 conformance_suite!(dumb, Static::<DumbBackend>::new());
 conformance_suite!(dumb_dyn, Dynamic("dumb"));
+conformance_suite!(redb_dyn, Dynamic("redb"));
+conformance_suite!(sled_dyn, Dynamic("sled"));

@@ -1,0 +1,141 @@
+//! The redb backend against redb itself: 100k inserts (16-byte keys,
+//! 100-byte values) then a durable sync, and 100k random gets, each through
+//! `RedbBackend`, through a `Shelf<RedbBackend>` (bincode byte-array values), and with
+//! redb's own API in one write transaction / one read transaction.
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::path::Path;
+
+use backend_redb::RedbBackend;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use shelf_core::{BackendOptions, Flag, KvBackend, Protocol, Shelf, ShelfOptions};
+
+const N: u64 = 100_000;
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf");
+
+/// 16-byte keys in a scrambled order (a bijection of 0..N).
+fn keys() -> Vec<[u8; 16]> {
+    (0..N)
+        .map(|i| {
+            let x = (i * 48_271 + 11) % N;
+            let mut k = [b'k'; 16];
+            k[8..].copy_from_slice(&x.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+            k
+        })
+        .collect()
+}
+
+fn value(i: usize) -> [u8; 100] {
+    [i as u8; 100]
+}
+
+fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> Database {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(TABLE).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            t.insert(k.as_slice(), value(i).as_slice()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    db
+}
+
+fn backend_fill(path: &Path, keys: &[[u8; 16]]) -> RedbBackend {
+    let mut db = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        db.insert(k, &value(i)).unwrap();
+    }
+    db.flush().unwrap();
+    db
+}
+
+fn insert_then_sync(c: &mut Criterion) {
+    let keys = keys();
+    let mut g = c.benchmark_group("redb insert 100k then sync");
+    g.sample_size(10);
+    g.bench_function("raw redb, one transaction", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |dir| (raw_fill(&dir.path().join("db"), &keys), dir),
+            BatchSize::PerIteration,
+        );
+    });
+    g.bench_function("RedbBackend", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |dir| (backend_fill(&dir.path().join("db"), &keys), dir),
+            BatchSize::PerIteration,
+        );
+    });
+    g.bench_function("Shelf<RedbBackend>", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                let backend =
+                    RedbBackend::open(&dir.path().join("db"), &BackendOptions::with_flag(Flag::New)).unwrap();
+                let mut shelf = Shelf::new(backend, ShelfOptions::new(Some(Protocol::Bincode))).unwrap();
+                for (i, k) in keys.iter().enumerate() {
+                    shelf.insert(k, &serde_bytes::ByteArray::new(value(i))).unwrap();
+                }
+                shelf.sync().unwrap();
+                (shelf, dir)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+fn random_get(c: &mut Criterion) {
+    let keys = keys();
+    let mut order = keys.clone();
+    order.reverse();
+    let mut g = c.benchmark_group("redb random get 100k");
+    g.sample_size(10);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = raw_fill(&dir.path().join("raw"), &keys);
+    g.bench_function("raw redb, one read transaction", |b| {
+        b.iter(|| {
+            let txn = raw.begin_read().unwrap();
+            let t = txn.open_table(TABLE).unwrap();
+            for k in &order {
+                black_box(t.get(k.as_slice()).unwrap().map(|v| v.value().to_vec()));
+            }
+        });
+    });
+    let backend = backend_fill(&dir.path().join("backend"), &keys);
+    g.bench_function("RedbBackend", |b| {
+        b.iter(|| {
+            for k in &order {
+                black_box(backend.get(k).unwrap());
+            }
+        });
+    });
+    g.finish();
+}
+
+fn open_existing(c: &mut Criterion) {
+    let keys = keys();
+    let mut g = c.benchmark_group("redb open a 100k-entry file");
+    g.sample_size(10);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(raw_fill(&path, &keys));
+    g.bench_function("raw redb", |b| b.iter(|| black_box(Database::open(&path).unwrap())));
+    g.bench_function("RedbBackend, flag w (verifies the file)", |b| {
+        b.iter(|| black_box(RedbBackend::open(&path, &BackendOptions::with_flag(Flag::Write)).unwrap()))
+    });
+    g.bench_function("RedbBackend, flag r", |b| {
+        b.iter(|| black_box(RedbBackend::open(&path, &BackendOptions::with_flag(Flag::Read)).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, insert_then_sync, random_get, open_existing);
+criterion_main!(benches);
