@@ -40,7 +40,7 @@
 //! A file damaged outside redb (a flipped bit, garbage) is refused at a
 //! writable open with [`OpenError::Corrupted`] or [`OpenError::Backend`]:
 //! every writable open verifies the checksums of the whole file
-//! ([`Builder::set_check_integrity_on_open`]; about 5 ms for a 15 MB file),
+//! ([`Builder::set_check_integrity_on_open`]; about 10 ms for a 15 MB file),
 //! and an open that panics inside redb is caught and reported as
 //! corruption. A read-only open (flag `r`) cannot verify (the check
 //! commits); there, and for any read, a panic inside redb is caught and
