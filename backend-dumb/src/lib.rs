@@ -202,6 +202,25 @@ struct State {
     seen: u64,
 }
 
+impl State {
+    /// The state of a freshly opened `.dat` of `dat_len` bytes, nothing
+    /// buffered.
+    fn new(index: Index, dat: Arc<File>, dat_len: u64, seen: u64) -> Self {
+        State {
+            index,
+            dat,
+            dat_len,
+            disk_len: dat_len,
+            pending: Vec::new(),
+            overlay: std::collections::HashMap::new(),
+            overlay_bytes: 0,
+            map: None,
+            retired: Vec::new(),
+            seen,
+        }
+    }
+}
+
 /// A database in CPython's `dbm.dumb` format.
 #[derive(Debug)]
 pub struct DumbBackend {
@@ -526,18 +545,7 @@ impl DumbBackend {
                 read_only,
                 closed: false,
                 mode: options.mode,
-                st: RefCell::new(State {
-                    index: loaded.index,
-                    dat,
-                    dat_len,
-                    disk_len: dat_len,
-                    pending: Vec::new(),
-                    overlay: std::collections::HashMap::new(),
-                    overlay_bytes: 0,
-                    map: None,
-                    retired: Vec::new(),
-                    seen,
-                }),
+                st: RefCell::new(State::new(loaded.index, dat, dat_len, seen)),
                 commit,
                 modified: false,
                 poisoned: false,
@@ -574,18 +582,7 @@ impl DumbBackend {
             read_only,
             closed: false,
             mode: options.mode,
-            st: RefCell::new(State {
-                index,
-                dat: Arc::new(dat),
-                dat_len,
-                disk_len: dat_len,
-                pending: Vec::new(),
-                overlay: std::collections::HashMap::new(),
-                overlay_bytes: 0,
-                map: None,
-                retired: Vec::new(),
-                seen,
-            }),
+            st: RefCell::new(State::new(index, Arc::new(dat), dat_len, seen)),
             commit,
             modified,
             poisoned: false,

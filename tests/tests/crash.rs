@@ -13,25 +13,11 @@ use std::time::Duration;
 
 use serde_bytes::ByteBuf;
 use shelf::{Flag, OpenOptions};
-use shelf_tests::Scratch;
-use shelf_tests::crash::{overwritten, PROTOCOL, key, value};
+use shelf_tests::crash::{PROTOCOL, key, overwritten, value};
+use shelf_tests::{Rng, Scratch};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_shelf-test-worker");
 const KEYS_PER_BATCH: u64 = 20;
-
-/// A tiny seeded generator (SplitMix64): the kill times must be
-/// reproducible from the logged seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -79,7 +65,7 @@ fn crash_backend(backend: &str) {
             let _ = child.kill();
             child.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         });
-        std::thread::sleep(Duration::from_micros(rng.next() % 150_000));
+        std::thread::sleep(Duration::from_micros(rng.next_u64() % 150_000));
         child.kill().unwrap();
         let status = child.wait().unwrap();
         assert!(!status.success(), "{backend}: the worker finished instead of being killed");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use backend_redb::RedbBackend;
 use backend_sled::SledBackend;
 use shelf_core::{BackendOptions, BatchOp, Error, Flag, KvBackend, OpenBackend, OpenError, Probe};
-use shelf_tests::{Scratch, Static, conformance_suite};
+use shelf_tests::{Rng, Scratch, Static, conformance_suite};
 
 conformance_suite!(redb, Static::<RedbBackend>::new());
 conformance_suite!(sled, Static::<SledBackend>::new());
@@ -37,23 +37,6 @@ fn timeout(flag: Flag, d: Duration) -> BackendOptions {
     let mut o = BackendOptions::with_flag(flag);
     o.lock_timeout = Some(d);
     o
-}
-
-/// A tiny seeded generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---- the second process ----
@@ -418,7 +401,7 @@ fn redb_garbage_is_an_error_not_a_panic() {
     // redb's magic, then garbage: it claims to be redb, so it is opened and refused.
     let mut bytes = backend_redb::MAGIC.to_vec();
     let mut rng = Rng(7);
-    bytes.extend((0..20_000).map(|_| rng.next() as u8));
+    bytes.extend((0..20_000).map(|_| rng.next_u64() as u8));
     std::fs::write(&scratch.path, &bytes).unwrap();
     assert_eq!(backend_redb::probe(&scratch.path), Probe::Mine);
     for flag in [Flag::Read, Flag::Write, Flag::Create, Flag::New] {
@@ -488,7 +471,7 @@ fn sled_garbage_is_an_error_not_a_panic() {
     std::fs::write(&conf, &conf_bytes).unwrap();
     // Garbage log.
     let mut rng = Rng(3);
-    let garbage: Vec<u8> = (0..db_bytes.len().max(4096)).map(|_| rng.next() as u8).collect();
+    let garbage: Vec<u8> = (0..db_bytes.len().max(4096)).map(|_| rng.next_u64() as u8).collect();
     std::fs::write(&db, &garbage).unwrap();
     let outcomes = std::panic::catch_unwind(|| poke::<SledBackend>(&scratch.path))
         .unwrap_or_else(|_| panic!("a garbage db file panicked"));
