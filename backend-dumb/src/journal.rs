@@ -15,10 +15,11 @@
 //!
 //! Layout: `SHELFJ1\n`, dir device (u64), dir inode (u64), span count
 //! (u64), then per span its offset (u64), length (u64) and bytes, then an
-//! FNV-1a 64 checksum of everything before it; integers little-endian.
+//! 64-bit checksum of everything before it (see `checksum`); integers
+//! little-endian.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -26,41 +27,56 @@ use shelf_core::{Error, OpenError};
 
 const MAGIC: &[u8; 8] = b"SHELFJ1\n";
 
-fn fnv1a(state: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(state, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+/// A checksum that catches a journal cut short or half written: eight
+/// bytes at a time (a byte-wise hash cost more than the writes it
+/// protects), the tail zero-padded.
+fn checksum(state: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut h = state;
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(word) ^ rest.len() as u64)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(23);
+    }
+    h
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const CHECKSUM_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn dir_identity(dir: &Path) -> (u64, u64) {
     fs::metadata(dir).map(|m| (m.dev(), m.ino())).unwrap_or((0, 0))
 }
 
 /// Writes and fsyncs a journal holding `spans` (offset, old bytes) for the
-/// current `.dir`.
+/// current `.dir`. The journal is built in memory (it holds at most the
+/// bytes of one buffer of overwrites) so the checksum covers it in one pass.
 pub fn write(path: &Path, dir: &Path, spans: &[(u64, &[u8])], mode: u32) -> Result<(), Error> {
     let err = |e| Error::io(path, e);
-    let file =
-        OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(err)?;
-    let mut out = BufWriter::with_capacity(1 << 20, &file);
-    let mut sum = FNV_OFFSET;
-    let mut put = |out: &mut BufWriter<&File>, bytes: &[u8]| -> io::Result<()> {
-        sum = fnv1a(sum, bytes);
-        out.write_all(bytes)
-    };
     let (dev, ino) = dir_identity(dir);
-    put(&mut out, MAGIC).map_err(err)?;
+    let size = 40 + spans.iter().map(|(_, b)| 16 + b.len()).sum::<usize>();
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(MAGIC);
     for n in [dev, ino, spans.len() as u64] {
-        put(&mut out, &n.to_le_bytes()).map_err(err)?;
+        body.extend_from_slice(&n.to_le_bytes());
     }
     for (pos, bytes) in spans {
-        put(&mut out, &pos.to_le_bytes()).map_err(err)?;
-        put(&mut out, &(bytes.len() as u64).to_le_bytes()).map_err(err)?;
-        put(&mut out, bytes).map_err(err)?;
+        body.extend_from_slice(&pos.to_le_bytes());
+        body.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        body.extend_from_slice(bytes);
     }
-    crate::fault::point().and_then(|()| out.write_all(&sum.to_le_bytes())).map_err(err)?;
-    out.flush().map_err(err)?;
-    drop(out);
+    let sum = checksum(CHECKSUM_SEED, &body);
+    body.extend_from_slice(&sum.to_le_bytes());
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(err)?;
+    crate::fault::point().and_then(|()| file.write_all(&body)).map_err(err)?;
     crate::fault::sync(&file).map_err(err)
 }
 
@@ -91,7 +107,7 @@ fn read(path: &Path) -> io::Result<Option<Journal>> {
 fn parse(bytes: &[u8]) -> Option<Journal> {
     let body_len = bytes.len().checked_sub(8)?;
     let (body, sum) = bytes.split_at(body_len);
-    if fnv1a(FNV_OFFSET, body).to_le_bytes() != sum || !body.starts_with(MAGIC) {
+    if checksum(CHECKSUM_SEED, body).to_le_bytes() != sum || !body.starts_with(MAGIC) {
         return None;
     }
     let mut rest = &body[MAGIC.len()..];

@@ -788,7 +788,10 @@ impl DumbBackend {
         writes.sort_unstable_by_key(|(pos, _)| *pos);
         let dat = &self.paths.dat;
         // (start, old bytes, new bytes) per span.
-        let mut spans: Vec<(u64, Vec<u8>, Vec<u8>)> = Vec::new();
+        // Per span: its offset and its bytes, read, then patched.
+        let mut spans: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Per overwrite: the bytes it replaces (what the journal keeps).
+        let mut undo: Vec<(u64, Vec<u8>)> = Vec::with_capacity(writes.len());
         let mut i = 0;
         while i < writes.len() {
             let start = writes[i].0;
@@ -798,22 +801,27 @@ impl DumbBackend {
                 end = end.max(writes[j].0 + writes[j].1.len() as u64);
                 j += 1;
             }
-            let mut old = vec![0u8; (end - start) as usize];
-            st.dat.read_exact_at(&mut old, start).map_err(io_err(dat))?;
-            let mut new = old.clone();
+            let mut buf = vec![0u8; (end - start) as usize];
+            st.dat.read_exact_at(&mut buf, start).map_err(io_err(dat))?;
             for (pos, bytes) in &writes[i..j] {
                 let at = (pos - start) as usize;
-                new[at..at + bytes.len()].copy_from_slice(bytes);
+                undo.push((*pos, buf[at..at + bytes.len()].to_vec()));
             }
-            spans.push((start, old, new));
+            // In offset order, so where two overlap the later offset wins,
+            // as applying them one by one would.
+            for (pos, bytes) in &writes[i..j] {
+                let at = (pos - start) as usize;
+                buf[at..at + bytes.len()].copy_from_slice(bytes);
+            }
+            spans.push((start, buf));
             i = j;
         }
-        let undo: Vec<(u64, &[u8])> = spans.iter().map(|(p, old, _)| (*p, &old[..])).collect();
-        journal::write(&self.paths.journal, &self.paths.dir, &undo, self.mode)?;
+        let undo_refs: Vec<(u64, &[u8])> = undo.iter().map(|(p, old)| (*p, &old[..])).collect();
+        journal::write(&self.paths.journal, &self.paths.dir, &undo_refs, self.mode)?;
         let parent = self.paths.parent();
         fsync_dir(&parent).map_err(io_err(&parent))?;
-        for (start, _, new) in &spans {
-            fault::write_at(&st.dat, new, *start).map_err(io_err(dat))?;
+        for (start, buf) in &spans {
+            fault::write_at(&st.dat, buf, *start).map_err(io_err(dat))?;
         }
         drop(writes);
         st.overlay.clear();
