@@ -505,6 +505,14 @@ impl DumbBackend {
         if !read_only {
             recover_compaction(&paths).map_err(|(p, e)| OpenError::io(p, e))?;
             journal::recover(&paths.journal, &paths.dir, &paths.dat)?;
+            // An index a crashed commit was writing: never renamed, so
+            // never part of the database.
+            match fs::remove_file(&paths.dir_tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(OpenError::io(&paths.dir_tmp, e));
+                }
+                _ => {}
+            }
         }
         let dat = if read_only {
             File::open(&paths.dat).map_err(open_err(&paths.dat))?
