@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use backend_redb::RedbBackend;
-use shelf_core::{BackendOptions, Flag, KvBackend, OpenBackend};
+use shelf_core::{BackendOptions, Flag, KvBackend};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
