@@ -30,12 +30,21 @@ fn crash_backend(backend: &str) {
     let kills = env_u64("SHELF_CRASH_KILLS", 25);
     let seed = env_u64("SHELF_CRASH_SEED", 0x5eed ^ backend.len() as u64);
     eprintln!("crash {backend}: {kills} kills, seed {seed} (SHELF_CRASH_SEED to replay)");
+    // Each round verifies everything synced so far, so a long soak starts a
+    // fresh database every so often to stay linear in the kills.
+    let per_db = env_u64("SHELF_CRASH_ROUNDS_PER_DB", 50).max(1);
     let mut rng = Rng(seed);
-    let scratch = Scratch::new();
-    let path = scratch.path.to_str().unwrap().to_owned();
-    // synced[r] = the last batch of round r the worker reported as synced.
+    let mut scratch = Scratch::new();
+    let mut path = scratch.path.to_str().unwrap().to_owned();
+    // synced[r] = the last batch of round r the worker reported as synced
+    // (None for rounds of an earlier database).
     let mut synced: Vec<Option<u64>> = Vec::new();
     for round in 0..kills {
+        if round > 0 && round % per_db == 0 {
+            scratch = Scratch::new();
+            path = scratch.path.to_str().unwrap().to_owned();
+            synced.iter_mut().for_each(|s| *s = None);
+        }
         let mut child = Command::new(WORKER)
             .args([
                 "crash-writer",
