@@ -89,8 +89,8 @@ use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
 use shelf_core::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, OpenBackend,
-    OpenError, Probe, SharedBytes, StorageStats, show_key,
+    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, LOCK_GRACE,
+    OpenBackend, OpenError, Probe, SharedBytes, StorageStats, show_key,
 };
 
 pub use format::{Line, parse_line, write_line};
@@ -254,9 +254,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-/// How long a lock is retried when no timeout is asked for.
-const LOCK_GRACE: Duration = Duration::from_millis(50);
-
 /// Takes a lock with `try_op`, retrying until `timeout`; `Locked` after it.
 fn lock_with_timeout(
     base: &Path,
@@ -264,11 +261,7 @@ fn lock_with_timeout(
     timeout: Option<Duration>,
     mut try_op: impl FnMut() -> Result<(), fs::TryLockError>,
 ) -> Result<(), OpenError> {
-    // Even "at once" allows a short grace: a lock released by a close can
-    // linger for a moment in a child this process is forking (the child
-    // holds the descriptor until its exec closes it), which would
-    // otherwise make a close-then-reopen fail spuriously in a program that
-    // spawns processes.
+    // Even "at once" allows shelf_core::LOCK_GRACE (see there).
     let deadline = Some(Instant::now() + timeout.unwrap_or(LOCK_GRACE).max(LOCK_GRACE));
     let mut pause = Duration::from_millis(1);
     loop {

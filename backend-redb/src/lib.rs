@@ -460,7 +460,7 @@ impl RedbBackend {
             }
             Probe::Mine => {}
         }
-        let deadline = options.lock_timeout.map(|d| Instant::now() + d);
+        let deadline = Some(options.lock_deadline());
         let result = loop {
             match Self::try_open(path, options, created) {
                 Ok(b) => break Ok(b),

@@ -225,7 +225,7 @@ impl SledBackend {
             Probe::Absent => created = true,
             Probe::Mine => {}
         }
-        let deadline = options.lock_timeout.map(|d| Instant::now() + d);
+        let deadline = Some(options.lock_deadline());
         let result = loop {
             match Self::try_open(path) {
                 Ok(o) => break Ok(o),

@@ -161,7 +161,21 @@ impl Default for BackendOptions {
     }
 }
 
+/// How long a backend retries a lock when no timeout is asked for.
+///
+/// "At once" still allows this grace: a lock released by a close can linger
+/// for a moment in a child the process is forking (the child holds the
+/// descriptor until its exec closes it), which would otherwise make a
+/// close-then-reopen fail spuriously in a program that spawns processes.
+pub const LOCK_GRACE: Duration = Duration::from_millis(50);
+
 impl BackendOptions {
+    /// The instant until which a backend retries a held lock: the lock
+    /// timeout, and never less than [`LOCK_GRACE`].
+    pub fn lock_deadline(&self) -> std::time::Instant {
+        std::time::Instant::now() + self.lock_timeout.unwrap_or(LOCK_GRACE).max(LOCK_GRACE)
+    }
+
     /// Options with the given flag and defaults for the rest.
     pub fn with_flag(flag: Flag) -> Self {
         BackendOptions { flag, ..Self::default() }

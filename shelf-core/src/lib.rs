@@ -23,7 +23,7 @@ mod shelf;
 mod value;
 
 pub use backend::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange,
+    BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, LOCK_GRACE,
     OpenBackend, Probe, SharedBytes, StorageStats,
 };
 pub use error::{BoxError, Error, OpenError, show_key};
