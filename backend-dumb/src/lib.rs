@@ -762,11 +762,6 @@ impl DumbBackend {
             st.pending[from..from + high.len()].copy_from_slice(high);
         }
         st.dat_len = st.dat_len.max(pos + data.len() as u64);
-        if st.overlay_bytes >= WRITE_BUFFER {
-            // Bound the memory held: commit (an early commit is harmless;
-            // applying without committing would keep the journal open).
-            self.flush()?;
-        }
         Ok(())
     }
 
@@ -1080,7 +1075,14 @@ impl KvBackend for DumbBackend {
             }
             _ => self.append_value(value)?,
         };
-        self.st.get_mut().index.set(key, pos, value.len() as u64);
+        let st = self.st.get_mut();
+        st.index.set(key, pos, value.len() as u64);
+        if st.overlay_bytes >= WRITE_BUFFER {
+            // Bound the memory held: commit, now that the index names the
+            // new value (an early commit is harmless; applying the
+            // overwrites without committing would leave the journal open).
+            self.flush()?;
+        }
         Ok(())
     }
 
