@@ -416,15 +416,7 @@ impl KvBackend for DirBackend {
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         // Not atomic: each operation is its own rename or unlink.
         self.writable("apply a batch")?;
-        for op in ops {
-            match *op {
-                BatchOp::Insert(k, v) => self.insert(k, v)?,
-                BatchOp::Remove(k) => {
-                    self.remove(k)?;
-                }
-            }
-        }
-        Ok(())
+        shelf_core::apply_one_by_one(self, ops)
     }
 
     fn commit_number(&self) -> Result<u64, Error> {

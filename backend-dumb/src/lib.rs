@@ -89,8 +89,8 @@ use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
 use shelf_core::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, LOCK_GRACE,
-    OpenBackend, OpenError, Probe, SharedBytes, StorageStats, show_key,
+    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, OpenBackend,
+    OpenError, Probe, SharedBytes, StorageStats, show_key,
 };
 
 pub use format::{Line, parse_line, write_line};
@@ -184,8 +184,6 @@ pub fn probe(path: &Path) -> Probe {
 struct State {
     index: Index,
     dat: Arc<File>,
-    /// The logical length of `.dat`: `disk_len` plus what is buffered.
-    dat_len: u64,
     /// Bytes of `.dat` written to the file; beyond it, `pending` holds the
     /// rest (appends are buffered, so an insert costs no system call).
     disk_len: u64,
@@ -203,13 +201,17 @@ struct State {
 }
 
 impl State {
+    /// The logical length of `.dat`: what is on disk plus what is buffered.
+    fn dat_len(&self) -> u64 {
+        self.disk_len + self.pending.len() as u64
+    }
+
     /// The state of a freshly opened `.dat` of `dat_len` bytes, nothing
     /// buffered.
     fn new(index: Index, dat: Arc<File>, dat_len: u64, seen: u64) -> Self {
         State {
             index,
             dat,
-            dat_len,
             disk_len: dat_len,
             pending: Vec::new(),
             overlay: std::collections::HashMap::new(),
@@ -254,27 +256,25 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-/// Takes a lock with `try_op`, retrying until `timeout`; `Locked` after it.
+/// Takes a lock with `try_op`, retrying until
+/// [`BackendOptions::lock_deadline`]; `Locked` after it.
 fn lock_with_timeout(
     base: &Path,
     file_path: &Path,
-    timeout: Option<Duration>,
+    options: &BackendOptions,
     mut try_op: impl FnMut() -> Result<(), fs::TryLockError>,
 ) -> Result<(), OpenError> {
-    // Even "at once" allows shelf_core::LOCK_GRACE (see there).
-    let deadline = Some(Instant::now() + timeout.unwrap_or(LOCK_GRACE).max(LOCK_GRACE));
+    let deadline = options.lock_deadline();
     let mut pause = Duration::from_millis(1);
     loop {
         match try_op() {
             Ok(()) => return Ok(()),
             Err(fs::TryLockError::Error(e)) => return Err(OpenError::io(file_path, e)),
-            Err(fs::TryLockError::WouldBlock) => match deadline {
-                Some(d) if Instant::now() < d => {
-                    std::thread::sleep(pause.min(d.saturating_duration_since(Instant::now())));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                _ => return Err(OpenError::Locked { path: base.to_owned() }),
-            },
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::Locked { path: base.to_owned() }),
         }
     }
 }
@@ -479,7 +479,7 @@ impl DumbBackend {
                 .mode(options.mode)
                 .open(&paths.commit)
                 .map_err(open_err(&paths.commit))?;
-            lock_with_timeout(path, &paths.commit, options.lock_timeout, || f.try_lock())?;
+            lock_with_timeout(path, &paths.commit, options, || f.try_lock())?;
             Some(f)
         };
 
@@ -522,7 +522,7 @@ impl DumbBackend {
         if read_only {
             // Readers announce themselves with a shared lock on `.dat`, so
             // the writer does not overwrite values in place under them.
-            lock_with_timeout(path, &paths.dat, options.lock_timeout, || dat.try_lock_shared())?;
+            lock_with_timeout(path, &paths.dat, options, || dat.try_lock_shared())?;
             // Checked under the lock: a writer's journal lives only while
             // it holds `.dat` exclusively, so one seen now is left by a crash.
             if journal::pending(&paths.journal, &paths.dir) {
@@ -537,8 +537,7 @@ impl DumbBackend {
             None => 0,
         };
         if read_only {
-            let lock =
-                |f: &File| lock_with_timeout(path, &paths.dat, options.lock_timeout, || f.try_lock_shared());
+            let lock = |f: &File| lock_with_timeout(path, &paths.dat, options, || f.try_lock_shared());
             let (dat, loaded) = load_for_reader(&paths, Arc::new(dat), options.salvage, &lock)?;
             let dat_len = loaded.dat_len;
             return Ok(DumbBackend {
@@ -662,7 +661,6 @@ impl DumbBackend {
             st.dat = dat;
             st.map = None;
         }
-        st.dat_len = loaded.dat_len;
         st.disk_len = loaded.dat_len;
         st.index = loaded.index;
         st.seen = now;
@@ -672,7 +670,7 @@ impl DumbBackend {
     fn read_value(&self, st: &mut State, key: &[u8], pos: u64, siz: u64) -> Result<Vec<u8>, Error> {
         let end = self.value_end(st, key, pos, siz)?;
         let mut out =
-            Vec::with_capacity(usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len))?);
+            Vec::with_capacity(usize::try_from(siz).map_err(|_| self.past_end(key, pos, siz, st.dat_len()))?);
         if pos < st.disk_len {
             let on_disk = end.min(st.disk_len);
             if st.map.as_ref().is_none_or(|m| (m.len() as u64) < on_disk) && !self.map_is_shared(st) {
@@ -686,7 +684,7 @@ impl DumbBackend {
                     out.resize((on_disk - pos) as usize, 0);
                     st.dat.read_exact_at(&mut out, pos).map_err(|e| {
                         if e.kind() == io::ErrorKind::UnexpectedEof {
-                            self.past_end(key, pos, siz, st.dat_len)
+                            self.past_end(key, pos, siz, st.dat_len())
                         } else {
                             Error::io(&self.paths.dat, e)
                         }
@@ -761,7 +759,6 @@ impl DumbBackend {
             }
             st.pending[from..from + high.len()].copy_from_slice(high);
         }
-        st.dat_len = st.dat_len.max(pos + data.len() as u64);
         Ok(())
     }
 
@@ -842,8 +839,8 @@ impl DumbBackend {
 
     fn value_end(&self, st: &State, key: &[u8], pos: u64, siz: u64) -> Result<u64, Error> {
         match pos.checked_add(siz) {
-            Some(end) if end <= st.dat_len => Ok(end),
-            _ => Err(self.past_end(key, pos, siz, st.dat_len)),
+            Some(end) if end <= st.dat_len() => Ok(end),
+            _ => Err(self.past_end(key, pos, siz, st.dat_len())),
         }
     }
 
@@ -857,7 +854,7 @@ impl DumbBackend {
     /// CPython's `_addval`: pad `.dat` to a block boundary and append.
     fn append_value(&mut self, value: &[u8]) -> Result<u64, Error> {
         let st = self.st.get_mut();
-        let pos = align(st.dat_len);
+        let pos = align(st.dat_len());
         if value.len() >= WRITE_BUFFER {
             // Large values go straight to the file, not through the buffer.
             self.write_out()?;
@@ -867,13 +864,11 @@ impl DumbBackend {
                 .map_err(io_err(&self.paths.dat))?;
             fault::write_at(&st.dat, value, pos).map_err(io_err(&self.paths.dat))?;
             st.disk_len = pos + value.len() as u64;
-            st.dat_len = st.disk_len;
             return Ok(pos);
         }
         let start = (pos - st.disk_len) as usize;
         st.pending.resize(start, 0);
         st.pending.extend_from_slice(value);
-        st.dat_len = pos + value.len() as u64;
         if st.pending.len() >= WRITE_BUFFER {
             self.write_out()?;
         }
@@ -950,10 +945,13 @@ impl DumbBackend {
 
     fn bump_commit(&mut self) -> Result<(), Error> {
         if let Some(f) = &self.commit {
-            let next = read_counter(f).map_err(io_err(&self.paths.commit))?.wrapping_add(1);
+            // A writer holds the lock, so the count it read at open (and
+            // has kept since) is the file's.
+            let st = self.st.get_mut();
+            let next = st.seen.wrapping_add(1);
             fault::write_at(f, &next.to_le_bytes(), 0).map_err(io_err(&self.paths.commit))?;
             fault::sync(f).map_err(io_err(&self.paths.commit))?;
-            self.st.get_mut().seen = next;
+            st.seen = next;
         }
         Ok(())
     }
@@ -1160,20 +1158,12 @@ impl KvBackend for DumbBackend {
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         // Not atomic (capabilities say so): applied one by one.
         self.check_writable("apply a batch")?;
-        for op in ops {
-            match *op {
-                BatchOp::Insert(k, v) => self.insert(k, v)?,
-                BatchOp::Remove(k) => {
-                    self.remove(k)?;
-                }
-            }
-        }
-        Ok(())
+        shelf_core::apply_one_by_one(self, ops)
     }
 
     fn compact(&mut self) -> Result<u64, Error> {
         self.check_writable("compact")?;
-        let before = self.st.get_mut().dat_len;
+        let before = self.st.get_mut().dat_len();
         // 1. The live values, packed in index order, into a new file.
         let new_dat = OpenOptions::new()
             .read(true)
@@ -1224,7 +1214,6 @@ impl KvBackend for DumbBackend {
         self.release_in_place();
         let st = self.st.get_mut();
         st.dat = Arc::new(new_dat);
-        st.dat_len = after;
         st.disk_len = after;
         st.pending.clear();
         // Compaction copied the overwritten values; the old file is gone.
@@ -1248,7 +1237,7 @@ impl KvBackend for DumbBackend {
             let mut spans: Vec<(u64, u64, usize, &[u8])> = Vec::new();
             for (order, (key, pos, siz)) in st.index.iter().enumerate() {
                 match pos.checked_add(siz) {
-                    Some(end) if end <= st.dat_len => {
+                    Some(end) if end <= st.dat_len() => {
                         if siz > 0 {
                             spans.push((pos, end, order, key));
                         }
@@ -1259,7 +1248,7 @@ impl KvBackend for DumbBackend {
                             self.paths.dir.display(),
                             show_key(key),
                             self.paths.dat.display(),
-                            st.dat_len
+                            st.dat_len()
                         ));
                         bad.push(key.to_vec());
                     }
@@ -1321,7 +1310,7 @@ impl KvBackend for DumbBackend {
                 files.push(p.clone());
             }
         }
-        let dat_len = self.st.borrow().dat_len;
+        let dat_len = self.st.borrow().dat_len();
         Ok(StorageStats::new(bytes, Some(dat_len.saturating_sub(self.packed_len())), files))
     }
 }

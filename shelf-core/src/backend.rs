@@ -455,6 +455,23 @@ pub trait KvBackend: Send {
     }
 }
 
+/// Applies `ops` in order through `insert` and `remove`: the
+/// [`KvBackend::apply_batch`] of a backend whose batches are not atomic.
+///
+/// # Errors
+/// The first failing operation's; those before it stay applied.
+pub fn apply_one_by_one<B: KvBackend + ?Sized>(backend: &mut B, ops: &[BatchOp<'_>]) -> Result<(), Error> {
+    for op in ops {
+        match *op {
+            BatchOp::Insert(k, v) => backend.insert(k, v)?,
+            BatchOp::Remove(k) => {
+                backend.remove(k)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A backend that can be opened by path: what the facade's registry and
 /// static selection (`shelf::OpenOptions::open_as`) need from a backend type.
 pub trait OpenBackend: KvBackend + Sized + 'static {

@@ -24,7 +24,7 @@ mod value;
 
 pub use backend::{
     BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, LOCK_GRACE,
-    OpenBackend, Probe, SharedBytes, StorageStats,
+    OpenBackend, Probe, SharedBytes, StorageStats, apply_one_by_one,
 };
 pub use error::{BoxError, Error, OpenError, show_key};
 pub use memory::{MemoryBackend, range_is_empty};

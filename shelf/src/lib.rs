@@ -151,7 +151,7 @@ impl OpenOptions {
     }
 
     /// Open a damaged database anyway, skipping entries that cannot be
-    /// read, so that [`Shelf::check`] can report the damage and repair the
+    /// read, so that [`KvBackend::check`] can report the damage and repair the
     /// rest (the dumb backend; others ignore it).
     pub fn salvage(&mut self, on: bool) -> &mut Self {
         self.salvage = on;
