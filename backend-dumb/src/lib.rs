@@ -1003,6 +1003,13 @@ impl OpenBackend for DumbBackend {
     fn probe(path: &Path) -> Probe {
         probe(path)
     }
+
+    /// `.dat` first, `.dir` last: a database is detected by its `.dir`, so
+    /// a move interrupted between the two leaves nothing that looks whole.
+    fn files(path: &Path) -> Vec<PathBuf> {
+        let paths = Paths::new(path);
+        vec![paths.dat, paths.dir]
+    }
 }
 
 impl KvBackend for DumbBackend {

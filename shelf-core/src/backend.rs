@@ -276,12 +276,23 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Whether the problems were repaired (only with `repair = true`).
     pub repaired: bool,
+    /// The keys a repair dropped because their entries could not be
+    /// salvaged (empty when nothing was dropped or nothing was repaired).
+    /// A key whose own bytes were lost cannot be named and is counted in
+    /// [`problems`](Self::problems) only.
+    pub dropped_keys: Vec<Vec<u8>>,
 }
 
 impl CheckReport {
     /// A report with the given counts and problems.
     pub fn new(good_entries: u64, problems: Vec<String>, repaired: bool) -> Self {
-        CheckReport { good_entries, problems, repaired }
+        CheckReport { good_entries, problems, repaired, dropped_keys: Vec::new() }
+    }
+
+    /// The same report, naming the keys a repair dropped.
+    pub fn with_dropped_keys(mut self, keys: Vec<Vec<u8>>) -> Self {
+        self.dropped_keys = keys;
+        self
     }
 
     /// True when nothing is wrong.
@@ -488,6 +499,15 @@ pub trait OpenBackend: KvBackend + Sized + 'static {
 
     /// What is at `path`, for `whichdb`. Must not create or change anything.
     fn probe(path: &Path) -> Probe;
+
+    /// The files and directories that make up a database at `path`, in the
+    /// order a move must follow: moving the last one is what makes the
+    /// database detectable (dbm.dumb's `.dir` after its `.dat`). Whole-database
+    /// operations (`shelf convert`, `load` into a new database) build under
+    /// a temporary name and move these into place only when complete.
+    fn files(path: &Path) -> Vec<PathBuf> {
+        vec![path.to_owned()]
+    }
 }
 
 impl<B: KvBackend + ?Sized> KvBackend for Box<B> {

@@ -23,6 +23,9 @@ pub struct BackendInfo {
     pub probe: fn(&Path) -> Probe,
     /// Opens the database at a path.
     pub open: OpenFn,
+    /// The files that make up a database at a path, in the order to move
+    /// them (see [`OpenBackend::files`]).
+    pub files: fn(&Path) -> Vec<std::path::PathBuf>,
 }
 
 fn open_boxed<B: OpenBackend>(
@@ -33,7 +36,7 @@ fn open_boxed<B: OpenBackend>(
 }
 
 const fn entry<B: OpenBackend>(description: &'static str) -> BackendInfo {
-    BackendInfo { name: B::NAME, description, probe: B::probe, open: open_boxed::<B> }
+    BackendInfo { name: B::NAME, description, probe: B::probe, open: open_boxed::<B>, files: B::files }
 }
 
 static BACKENDS: &[BackendInfo] = &[
