@@ -9,6 +9,7 @@
 
 mod decode;
 mod encode;
+mod opcodes;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

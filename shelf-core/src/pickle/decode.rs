@@ -26,6 +26,7 @@ use std::fmt;
 
 use num_bigint::BigInt;
 
+use super::opcodes::*;
 use crate::value::Value;
 
 /// The deepest nesting decoded (and encoded). CPython cannot pickle deeper
@@ -360,32 +361,31 @@ impl<'a> Vm<'a> {
             self.op_pos = self.pos;
             let op = self.read(1).map_err(|_| "pickle data was truncated (no STOP opcode)".to_owned())?[0];
             match op {
-                b'(' => {
-                    // MARK
+                MARK => {
                     let stack = std::mem::take(&mut self.stack);
                     self.metastack.push(stack);
                 }
-                b'.' => return self.pop(), // STOP
-                b'0' => {
-                    // POP: an empty stack pops a mark instead (`load_pop`)
+                STOP => return self.pop(),
+                POP => {
+                    // an empty stack pops a mark instead (`load_pop`)
                     if self.stack.pop().is_none() {
                         self.pop_mark()?;
                     }
                 }
-                b'1' => {
-                    self.pop_mark()?; // POP_MARK
+                POP_MARK => {
+                    self.pop_mark()?;
                 }
-                b'2' => {
-                    let top = self.top()?; // DUP
+                DUP => {
+                    let top = self.top()?;
                     self.push(top);
                 }
-                b'F' => {
+                FLOAT => {
                     let line = self.readline()?;
                     let f = parse_float(line).ok_or_else(|| "could not convert FLOAT argument".to_owned())?;
                     self.push(Item::Float(f));
                 }
-                b'I' => {
-                    // INT: `I01\n` and `I00\n` are protocol 0's True and False (`load_int`)
+                INT => {
+                    // `I01\n` and `I00\n` are protocol 0's True and False (`load_int`)
                     let line = self.readline()?;
                     match line {
                         b"00" => self.push(Item::Bool(false)),
@@ -396,20 +396,20 @@ impl<'a> Vm<'a> {
                         }
                     }
                 }
-                b'J' => {
+                BININT => {
                     let v = self.read_i32()?;
                     self.push(Item::Int(v.into()));
                 }
-                b'K' => {
+                BININT1 => {
                     let v = self.read_u8()?;
                     self.push(Item::Int(v.into()));
                 }
-                b'M' => {
+                BININT2 => {
                     let v = u16::from_le_bytes(self.read_array()?);
                     self.push(Item::Int(v.into()));
                 }
-                b'L' => {
-                    // LONG: `L123L\n`, the trailing L optional (`load_long`)
+                LONG => {
+                    // `L123L\n`, the trailing L optional (`load_long`)
                     let mut line = self.readline()?;
                     if let Some(rest) = line.strip_suffix(b"L") {
                         line = rest;
@@ -417,28 +417,28 @@ impl<'a> Vm<'a> {
                     let v = parse_int(line)?;
                     self.push_int(v);
                 }
-                0x8a => {
+                LONG1 => {
                     let n = self.read_u8()?;
                     let data = self.read(n.into())?;
                     self.push_int(BigInt::from_signed_bytes_le(data));
                 }
-                0x8b => {
+                LONG4 => {
                     let n = self.read_i32()?;
                     let n =
                         usize::try_from(n).map_err(|_| "LONG pickle has negative byte count".to_owned())?;
                     let data = self.read(n)?;
                     self.push_int(BigInt::from_signed_bytes_le(data));
                 }
-                b'N' => self.push(Item::None),
-                0x88 => self.push(Item::Bool(true)),
-                0x89 => self.push(Item::Bool(false)),
-                b'G' => {
+                NONE => self.push(Item::None),
+                NEWTRUE => self.push(Item::Bool(true)),
+                NEWFALSE => self.push(Item::Bool(false)),
+                BINFLOAT => {
                     let f = f64::from_be_bytes(self.read_array()?);
                     self.push(Item::Float(f));
                 }
-                b'P' | b'Q' => return Err("persistent IDs are not supported".to_owned()),
-                b'S' => {
-                    // STRING: a quoted Python 2 repr (`load_string`)
+                PERSID | BINPERSID => return Err("persistent IDs are not supported".to_owned()),
+                STRING => {
+                    // a quoted Python 2 repr (`load_string`)
                     let line = self.readline()?;
                     let inner = match line {
                         [q, inner @ .., q2] if q == q2 && (*q == b'"' || *q == b'\'') => inner,
@@ -447,163 +447,160 @@ impl<'a> Vm<'a> {
                     let data = escape_decode(inner)?;
                     self.push_py2_str(data);
                 }
-                b'T' => {
+                BINSTRING => {
                     let n = self.read_i32()?;
                     let n = usize::try_from(n)
                         .map_err(|_| "BINSTRING pickle has negative byte count".to_owned())?;
                     let data = self.read(n)?.to_vec();
                     self.push_py2_str(data);
                 }
-                b'U' => {
+                SHORT_BINSTRING => {
                     let n = self.read_u8()?;
                     let data = self.read(n.into())?.to_vec();
                     self.push_py2_str(data);
                 }
-                b'V' => {
+                UNICODE => {
                     let line = self.readline()?;
                     let s = raw_unicode_escape_decode(line)?;
                     self.push_obj(Obj::Frozen(Value::Str(s)));
                 }
-                b'X' => {
+                BINUNICODE => {
                     let n = self.read_u32()? as usize;
                     self.load_utf8(n)?;
                 }
-                0x8c => {
+                SHORT_BINUNICODE => {
                     let n = self.read_u8()?;
                     self.load_utf8(n.into())?;
                 }
-                0x8d => {
+                BINUNICODE8 => {
                     let n = self.read_len8()?;
                     self.load_utf8(n)?;
                 }
-                b'B' => {
+                BINBYTES => {
                     let n = self.read_u32()? as usize;
                     let data = self.read(n)?.to_vec();
                     self.push_obj(Obj::Frozen(Value::Bytes(data)));
                 }
-                b'C' => {
+                SHORT_BINBYTES => {
                     let n = self.read_u8()?;
                     let data = self.read(n.into())?.to_vec();
                     self.push_obj(Obj::Frozen(Value::Bytes(data)));
                 }
-                0x8e => {
+                BINBYTES8 => {
                     let n = self.read_len8()?;
                     let data = self.read(n)?.to_vec();
                     self.push_obj(Obj::Frozen(Value::Bytes(data)));
                 }
-                0x96 => {
+                BYTEARRAY8 => {
                     let n = self.read_len8()?;
                     let data = self.read(n)?.to_vec();
                     self.push_obj(Obj::ByteArray(data));
                 }
-                0x97 | 0x98 => {
+                NEXT_BUFFER | READONLY_BUFFER => {
                     return Err("out-of-band buffers (NEXT_BUFFER, READONLY_BUFFER) are not supported".into());
                 }
-                b')' => {
+                EMPTY_TUPLE => {
                     self.push_obj(Obj::Tuple(Vec::new()));
                 }
-                b't' => {
+                TUPLE => {
                     let items = self.pop_mark()?;
                     self.push_obj(Obj::Tuple(items));
                 }
-                0x85..=0x87 => {
-                    // TUPLE1, TUPLE2, TUPLE3
-                    let n = usize::from(op - 0x84);
+                TUPLE1..=TUPLE3 => {
+                    let n = usize::from(op - TUPLE1 + 1);
                     if self.stack.len() < n {
                         return Err("stack underflow".to_owned());
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
                     self.push_obj(Obj::Tuple(items));
                 }
-                b']' => {
+                EMPTY_LIST => {
                     self.push_obj(Obj::List(Vec::new()));
                 }
-                b'l' => {
+                LIST => {
                     let items = self.pop_mark()?;
                     self.push_obj(Obj::List(items));
                 }
-                b'}' => {
+                EMPTY_DICT => {
                     self.push_obj(Obj::Dict(Dict::default()));
                 }
-                b'd' => {
+                DICT => {
                     let items = self.pop_mark()?;
                     let mut dict = Dict::default();
                     self.fill_dict(&mut dict, &items)?;
                     self.push_obj(Obj::Dict(dict));
                 }
-                0x8f => {
+                EMPTY_SET => {
                     self.push_obj(Obj::Set(KeySet::default()));
                 }
-                0x91 => {
+                FROZENSET => {
                     let items = self.pop_mark()?;
                     let set = self.key_set(&items)?;
                     self.push_obj(Obj::FrozenSet(set));
                 }
-                b'a' => {
+                APPEND => {
                     let value = self.pop()?;
                     let list = self.top()?;
                     self.extend_list(list, &[value])?;
                 }
-                b'e' => {
+                APPENDS => {
                     let items = self.pop_mark()?;
                     let list = self.top()?;
                     self.extend_list(list, &items)?;
                 }
-                b's' => {
+                SETITEM => {
                     let value = self.pop()?;
                     let key = self.pop()?;
                     let dict = self.top()?;
                     self.set_items(dict, &[key, value])?;
                 }
-                b'u' => {
+                SETITEMS => {
                     let items = self.pop_mark()?;
                     let dict = self.top()?;
                     self.set_items(dict, &items)?;
                 }
-                0x90 => {
+                ADDITEMS => {
                     let items = self.pop_mark()?;
                     let set = self.top()?;
                     self.add_items(set, &items)?;
                 }
-                b'g' => {
+                GET => {
                     let line = self.readline()?;
                     let id = parse_memo_id(line)?;
                     self.get(id)?;
                 }
-                b'h' => {
+                BINGET => {
                     let id = self.read_u8()?;
                     self.get(id.into())?;
                 }
-                b'j' => {
+                LONG_BINGET => {
                     let id = self.read_u32()?;
                     self.get(id.into())?;
                 }
-                b'p' => {
+                PUT => {
                     let line = self.readline()?;
                     let id = parse_memo_id(line)?;
                     self.put(id)?;
                 }
-                b'q' => {
+                BINPUT => {
                     let id = self.read_u8()?;
                     self.put(id.into())?;
                 }
-                b'r' => {
+                LONG_BINPUT => {
                     let id = self.read_u32()?;
                     self.put(id.into())?;
                 }
-                0x94 => {
-                    // MEMOIZE
+                MEMOIZE => {
                     let id = self.memo.len() as u64;
                     self.put(id)?;
                 }
-                b'c' => {
+                GLOBAL => {
                     let module = utf8_line(self.readline()?)?;
                     let name = utf8_line(self.readline()?)?;
                     let global = self.find_class(module, name)?;
                     self.push(global);
                 }
-                0x93 => {
-                    // STACK_GLOBAL
+                STACK_GLOBAL => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     let (Some(module), Some(name)) = (self.str_of(module), self.str_of(name)) else {
@@ -613,24 +610,26 @@ impl<'a> Vm<'a> {
                     let global = self.find_class(&module, &name)?;
                     self.push(global);
                 }
-                0x82..=0x84 => return Err("extension codes (EXT1, EXT2, EXT4) are not supported".to_owned()),
-                b'R' => {
+                EXT1 | EXT2 | EXT4 => {
+                    return Err("extension codes (EXT1, EXT2, EXT4) are not supported".to_owned());
+                }
+                REDUCE => {
                     let args = self.pop()?;
                     let func = self.pop()?;
                     let args = self.arg_items(args)?;
                     let result = self.call(func, args, false)?;
                     self.push(result);
                 }
-                0x81 => {
-                    // NEWOBJ: cls.__new__(cls, *args)
+                NEWOBJ => {
+                    // cls.__new__(cls, *args)
                     let args = self.pop()?;
                     let cls = self.pop()?;
                     let args = self.arg_items(args)?;
                     let result = self.call(cls, args, true)?;
                     self.push(result);
                 }
-                0x92 => {
-                    // NEWOBJ_EX: a placeholder keeps `(args, kwargs)`; the
+                NEWOBJ_EX => {
+                    // a placeholder keeps `(args, kwargs)`; the
                     // builtins take no keyword arguments that matter here
                     let kwargs = self.pop()?;
                     let args = self.pop()?;
@@ -643,8 +642,8 @@ impl<'a> Vm<'a> {
                     };
                     self.push(result);
                 }
-                b'i' => {
-                    // INST: `_Unpickler._instantiate`
+                INST => {
+                    // `_Unpickler._instantiate`
                     let module = utf8_line(self.readline()?)?;
                     let name = utf8_line(self.readline()?)?;
                     let cls = self.find_class(module, name)?;
@@ -652,7 +651,7 @@ impl<'a> Vm<'a> {
                     let result = self.instantiate(cls, args)?;
                     self.push(result);
                 }
-                b'o' => {
+                OBJ => {
                     let mut args = self.pop_mark()?;
                     if args.is_empty() {
                         return Err("stack underflow".to_owned());
@@ -661,19 +660,19 @@ impl<'a> Vm<'a> {
                     let result = self.instantiate(cls, args)?;
                     self.push(result);
                 }
-                b'b' => {
+                BUILD => {
                     let state = self.pop()?;
                     let inst = self.top()?;
                     self.build(inst, state)?;
                 }
-                0x80 => {
+                PROTO => {
                     let proto = self.read_u8()?;
                     if proto > HIGHEST_PROTOCOL {
                         return Err(format!("unsupported pickle protocol: {proto}"));
                     }
                 }
-                0x95 => {
-                    // FRAME: only a hint for buffering; its length must fit
+                FRAME => {
+                    // only a hint for buffering; its length must fit
                     let n = self.read_len8()?;
                     if n > self.input.len() - self.pos {
                         return Err("pickle exhausted before end of frame".to_owned());

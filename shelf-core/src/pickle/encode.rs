@@ -12,6 +12,7 @@
 //! built from literals or read from a pickle, as long as no two equal
 //! strings share an object in Python (interned identifiers do).
 
+use super::opcodes::*;
 use std::collections::HashMap;
 
 use num_bigint::BigInt;
@@ -26,9 +27,9 @@ const BATCHSIZE: usize = 1000;
 /// written as 2, anything above as 3).
 pub(crate) fn encode(value: &Value, protocol: u8) -> Result<Vec<u8>, String> {
     let mut p = Pickler { out: Vec::new(), proto: protocol.clamp(2, 3), next: 0, shared: HashMap::new() };
-    p.out.extend_from_slice(&[0x80, p.proto]);
+    p.out.extend_from_slice(&[PROTO, p.proto]);
     p.save(value, 0)?;
-    p.out.push(b'.');
+    p.out.push(STOP);
     Ok(p.out)
 }
 
@@ -57,9 +58,9 @@ impl Pickler {
         let idx = self.next;
         self.next += 1;
         match u8::try_from(idx) {
-            Ok(i) => self.out.extend_from_slice(&[b'q', i]),
+            Ok(i) => self.out.extend_from_slice(&[BINPUT, i]),
             Err(_) => {
-                self.out.push(b'r');
+                self.out.push(LONG_BINPUT);
                 self.out.extend_from_slice(&idx.to_le_bytes());
             }
         }
@@ -69,9 +70,9 @@ impl Pickler {
     /// `get`: BINGET or LONG_BINGET.
     fn get(&mut self, idx: u32) {
         match u8::try_from(idx) {
-            Ok(i) => self.out.extend_from_slice(&[b'h', i]),
+            Ok(i) => self.out.extend_from_slice(&[BINGET, i]),
             Err(_) => {
-                self.out.push(b'j');
+                self.out.push(LONG_BINGET);
                 self.out.extend_from_slice(&idx.to_le_bytes());
             }
         }
@@ -102,7 +103,7 @@ impl Pickler {
     fn global(&mut self, module: &'static str, name: &'static str) -> Result<(), String> {
         let module = if self.proto < 3 && module == "builtins" { "__builtin__" } else { module };
         self.shared(Some(Shared::Global(module, name)), |p| {
-            p.out.push(b'c');
+            p.out.push(GLOBAL);
             p.out.extend_from_slice(module.as_bytes());
             p.out.push(b'\n');
             p.out.extend_from_slice(name.as_bytes());
@@ -116,8 +117,8 @@ impl Pickler {
             return Err(format!("value nested deeper than {MAX_DEPTH} levels"));
         }
         match v {
-            Value::None => self.out.push(b'N'),
-            Value::Bool(b) => self.out.push(if *b { 0x88 } else { 0x89 }),
+            Value::None => self.out.push(NONE),
+            Value::Bool(b) => self.out.push(if *b { NEWTRUE } else { NEWFALSE }),
             Value::Int(i) => self.save_int(*i),
             Value::BigInt(b) => match i64::try_from(b) {
                 Ok(i) => self.save_int(i),
@@ -125,7 +126,7 @@ impl Pickler {
             },
             Value::Float(f) => {
                 // `save_float`: BINFLOAT, big-endian as `struct.pack('>d')`
-                self.out.push(b'G');
+                self.out.push(BINFLOAT);
                 self.out.extend_from_slice(&f.to_be_bytes());
             }
             Value::Str(s) => self.save_str(s)?,
@@ -134,23 +135,23 @@ impl Pickler {
                 // `save_bytearray` below protocol 5: `(bytearray, (bytes(obj),))`
                 self.global("builtins", "bytearray")?;
                 if b.is_empty() {
-                    self.out.push(b')');
+                    self.out.push(EMPTY_TUPLE);
                 } else {
                     self.save_bytes(b)?;
-                    self.out.push(0x85);
+                    self.out.push(TUPLE1);
                     self.put();
                 }
-                self.out.push(b'R');
+                self.out.push(REDUCE);
                 self.put();
             }
             Value::List(items) => {
-                self.out.push(b']');
+                self.out.push(EMPTY_LIST);
                 self.put();
                 self.batch_appends(items, depth)?;
             }
             Value::Tuple(items) => self.save_tuple(items, depth)?,
             Value::Dict(pairs) => {
-                self.out.push(b'}');
+                self.out.push(EMPTY_DICT);
                 self.put();
                 self.batch_setitems(pairs, depth)?;
             }
@@ -158,12 +159,12 @@ impl Pickler {
                 // `save_set`/`save_frozenset` below protocol 4: `(type, (list(obj),))`
                 let name = if matches!(v, Value::Set(_)) { "set" } else { "frozenset" };
                 self.global("builtins", name)?;
-                self.out.push(b']');
+                self.out.push(EMPTY_LIST);
                 self.put();
                 self.batch_appends(items, depth)?;
-                self.out.push(0x85);
+                self.out.push(TUPLE1);
                 self.put();
-                self.out.push(b'R');
+                self.out.push(REDUCE);
                 self.put();
             }
             Value::Global { name, .. } => {
@@ -177,12 +178,12 @@ impl Pickler {
     /// BININT, LONG1.
     fn save_int(&mut self, i: i64) {
         if let Ok(b) = u8::try_from(i) {
-            self.out.extend_from_slice(&[b'K', b]);
+            self.out.extend_from_slice(&[BININT1, b]);
         } else if let Ok(w) = u16::try_from(i) {
-            self.out.push(b'M');
+            self.out.push(BININT2);
             self.out.extend_from_slice(&w.to_le_bytes());
         } else if let Ok(d) = i32::try_from(i) {
-            self.out.push(b'J');
+            self.out.push(BININT);
             self.out.extend_from_slice(&d.to_le_bytes());
         } else {
             self.save_long(&BigInt::from(i));
@@ -194,9 +195,9 @@ impl Pickler {
     fn save_long(&mut self, b: &BigInt) {
         let data = b.to_signed_bytes_le();
         match u8::try_from(data.len()) {
-            Ok(n) => self.out.extend_from_slice(&[0x8a, n]),
+            Ok(n) => self.out.extend_from_slice(&[LONG1, n]),
             Err(_) => {
-                self.out.push(0x8b);
+                self.out.push(LONG4);
                 self.out.extend_from_slice(&(data.len() as u32).to_le_bytes());
             }
         }
@@ -219,7 +220,7 @@ impl Pickler {
 
     fn binunicode(&mut self, s: &str) -> Result<(), String> {
         let n = u32::try_from(s.len()).map_err(|_| "str longer than 4 GiB needs protocol 4".to_owned())?;
-        self.out.push(b'X');
+        self.out.push(BINUNICODE);
         self.out.extend_from_slice(&n.to_le_bytes());
         self.out.extend_from_slice(s.as_bytes());
         Ok(())
@@ -233,11 +234,11 @@ impl Pickler {
         self.shared(key, |p| {
             if p.proto >= 3 {
                 match u8::try_from(b.len()) {
-                    Ok(n) => p.out.extend_from_slice(&[b'C', n]),
+                    Ok(n) => p.out.extend_from_slice(&[SHORT_BINBYTES, n]),
                     Err(_) => {
                         let n = u32::try_from(b.len())
                             .map_err(|_| "bytes longer than 4 GiB need protocol 4".to_owned())?;
-                        p.out.push(b'B');
+                        p.out.push(BINBYTES);
                         p.out.extend_from_slice(&n.to_le_bytes());
                     }
                 }
@@ -246,7 +247,7 @@ impl Pickler {
             }
             if b.is_empty() {
                 p.global("builtins", "bytes")?;
-                p.out.push(b')');
+                p.out.push(EMPTY_TUPLE);
             } else {
                 p.global("_codecs", "encode")?;
                 let text: String = b.iter().map(|&c| char::from(c)).collect();
@@ -255,10 +256,10 @@ impl Pickler {
                     p.binunicode("latin1")?;
                     Ok(p.put())
                 })?;
-                p.out.push(0x86);
+                p.out.push(TUPLE2);
                 p.put();
             }
-            p.out.push(b'R');
+            p.out.push(REDUCE);
             Ok(p.put())
         })
     }
@@ -266,20 +267,20 @@ impl Pickler {
     /// `save_tuple` from protocol 2: TUPLE1 to TUPLE3, else MARK ... TUPLE.
     fn save_tuple(&mut self, items: &[Value], depth: usize) -> Result<(), String> {
         if items.is_empty() {
-            self.out.push(b')');
+            self.out.push(EMPTY_TUPLE);
             return Ok(());
         }
         if items.len() > 3 {
-            self.out.push(b'(');
+            self.out.push(MARK);
         }
         for item in items {
             self.save(item, depth + 1)?;
         }
         self.out.push(match items.len() {
-            1 => 0x85,
-            2 => 0x86,
-            3 => 0x87,
-            _ => b't',
+            1 => TUPLE1,
+            2 => TUPLE2,
+            3 => TUPLE3,
+            _ => TUPLE,
         });
         self.put();
         Ok(())
@@ -290,15 +291,15 @@ impl Pickler {
     fn batch_appends(&mut self, items: &[Value], depth: usize) -> Result<(), String> {
         if let [item] = items {
             self.save(item, depth + 1)?;
-            self.out.push(b'a');
+            self.out.push(APPEND);
             return Ok(());
         }
         for batch in items.chunks(BATCHSIZE) {
-            self.out.push(b'(');
+            self.out.push(MARK);
             for item in batch {
                 self.save(item, depth + 1)?;
             }
-            self.out.push(b'e');
+            self.out.push(APPENDS);
         }
         Ok(())
     }
@@ -312,7 +313,7 @@ impl Pickler {
             [(k, v)] => {
                 self.save(k, depth + 1)?;
                 self.save(v, depth + 1)?;
-                self.out.push(b's');
+                self.out.push(SETITEM);
                 return Ok(());
             }
             _ => {}
@@ -320,12 +321,12 @@ impl Pickler {
         let mut rest = pairs;
         loop {
             let (batch, tail) = rest.split_at(rest.len().min(BATCHSIZE));
-            self.out.push(b'(');
+            self.out.push(MARK);
             for (k, v) in batch {
                 self.save(k, depth + 1)?;
                 self.save(v, depth + 1)?;
             }
-            self.out.push(b'u');
+            self.out.push(SETITEMS);
             rest = tail;
             if batch.len() < BATCHSIZE {
                 return Ok(());
