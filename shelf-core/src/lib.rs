@@ -31,4 +31,4 @@ pub use memory::{MemoryBackend, range_is_empty};
 pub use protocol::{PickleOptions, Protocol};
 pub use share::{Link, hash_bucket};
 pub use shelf::{Shelf, ShelfOptions, Transaction};
-pub use value::{Value, ValueError};
+pub use value::{Value, ValueError, to_value};

@@ -2,7 +2,6 @@
 //! is shelve's). Adding one is a local change: a variant here, its name, and
 //! its arms in `encode`/`decode`/`encode_value`/`decode_value`.
 
-use std::any::{Any, TypeId};
 use std::str::FromStr;
 
 use serde::Serialize;
@@ -16,14 +15,38 @@ use crate::value::Value;
 /// damaged length prefix could ask for an allocation of exabytes.
 const BINCODE_LIMIT: usize = 1 << 31;
 
-type BincodeConfig = bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<BINCODE_LIMIT>,
->;
+type BincodeConfig<I> =
+    bincode::config::Configuration<bincode::config::LittleEndian, I, bincode::config::Limit<BINCODE_LIMIT>>;
 
-const fn bincode_config() -> BincodeConfig {
+/// What [`Protocol::Bincode`] writes: fixed-width integers, so a value read
+/// back as an integer of another width fails instead of decoding to a
+/// different number.
+const fn fixint_config() -> BincodeConfig<bincode::config::Fixint> {
+    bincode::config::standard().with_fixed_int_encoding().with_limit::<BINCODE_LIMIT>()
+}
+
+/// What shelves written before [`Protocol::Bincode`] moved to fixed-width
+/// integers hold ([`Protocol::BincodeVarint`]).
+const fn varint_config() -> BincodeConfig<bincode::config::Varint> {
     bincode::config::standard().with_limit::<BINCODE_LIMIT>()
+}
+
+/// Decodes one bincode value that must fill `bytes` exactly: trailing bytes
+/// mean the value was not a `T` (or the bytes are damaged), never a shorter
+/// value to return.
+fn bincode_decode<T: DeserializeOwned, C: bincode::config::Config>(
+    bytes: &[u8],
+    config: C,
+) -> Result<T, BoxError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config)?;
+    if used != bytes.len() {
+        return Err(format!(
+            "{} trailing bytes after the bincode value: the stored value is not of the type asked for",
+            bytes.len() - used
+        )
+        .into());
+    }
+    Ok(value)
 }
 
 /// Options of the pickle protocol.
@@ -61,14 +84,38 @@ impl PickleOptions {
 /// | protocol | self-describing | readable by Python | notes |
 /// |---|---|---|---|
 /// | `Bincode` | no | no | compact and fast; the default |
+/// | `BincodeVarint` | no | no | what `Bincode` wrote before; read old shelves with it |
 /// | `Json` | yes | yes (`json`) | tuples, sets and bytes read back as lists |
 /// | `Pickle` | yes | yes (`pickle`, `shelve`) | CPython's own format |
+///
+/// # Reading bincode as the wrong type
+/// bincode stores no types, so reading a value as another type than it was
+/// written with can only be caught where the bytes do not fit. `Bincode`
+/// writes integers at their full width and every decode must use up exactly
+/// the stored bytes, so a different width is [`Error::Decode`](crate::Error):
+/// `insert(k, &2u32)` then `get::<i64>(k)` fails (4 bytes stored, 8 needed),
+/// and `get::<u16>(k)` fails (2 bytes left over). Not detectable, because the
+/// bytes fit both: types of the same width read as each other (`u32` as
+/// `i32`, so a `u32` above 2^31 reads as a negative number; `u64` as `i64`
+/// or `f64`; `u32` as `f32` or `char` where valid), a struct as a tuple or
+/// another struct of the same field types, `String` as `Vec<u8>`.
+/// `BincodeVarint` (integers as 1 to 9 bytes, zigzag for signed) catches even
+/// less: `2u32` is one byte that reads as the `i64` 1.
+///
+/// Shelves record `Bincode` as `bincode-fixint` and `BincodeVarint` as
+/// `bincode` (the name all shelves written before used), so both keep
+/// reading as written. On backends that record no protocol (dumb, dir) a
+/// shelf written before needs `BincodeVarint` (`--protocol bincode-varint`)
+/// named explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Protocol {
-    /// bincode 2 (standard configuration: little-endian, varint integers).
+    /// bincode 2, little-endian with fixed-width integers (8-byte lengths).
     #[default]
     Bincode,
+    /// bincode 2's standard configuration (little-endian, varint integers):
+    /// what [`Bincode`](Self::Bincode) wrote before, kept to read those shelves.
+    BincodeVarint,
     /// JSON (serde_json).
     Json,
     /// Python's pickle (serde-pickle).
@@ -77,76 +124,102 @@ pub enum Protocol {
 
 impl Protocol {
     /// Every protocol name, as `FromStr` accepts them.
-    pub const NAMES: &'static [&'static str] = &["bincode", "json", "pickle"];
+    pub const NAMES: &'static [&'static str] = &["bincode", "bincode-varint", "json", "pickle"];
 
     /// The pickle protocol with default options.
     pub fn pickle() -> Self {
         Protocol::Pickle(PickleOptions::default())
     }
 
-    /// The protocol's name, as stored in a shelf's metadata.
+    /// The protocol's name, as `FromStr` accepts it and messages show it.
     pub fn name(&self) -> &'static str {
         match self {
             Protocol::Bincode => "bincode",
+            Protocol::BincodeVarint => "bincode-varint",
             Protocol::Json => "json",
             Protocol::Pickle(_) => "pickle",
         }
     }
 
-    /// Whether values can be read without knowing their type (into [`Value`]).
-    pub fn is_self_describing(&self) -> bool {
-        !matches!(self, Protocol::Bincode)
+    /// The name recorded in a shelf's metadata. It differs from
+    /// [`name`](Self::name) only for bincode: shelves written before the
+    /// fixed-width configuration recorded `bincode` for varint bytes, so
+    /// that record keeps meaning varint and the new one gets its own.
+    pub fn record_name(&self) -> &'static str {
+        match self {
+            Protocol::Bincode => "bincode-fixint",
+            Protocol::BincodeVarint => "bincode",
+            other => other.name(),
+        }
     }
 
-    /// Serializes a value. [`Value`] goes through [`encode_value`](Self::encode_value)
-    /// so Python types (tuple, set, bytearray) survive.
-    pub fn encode<T: Serialize + Any>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
-        if let Some(v) = (value as &dyn Any).downcast_ref::<Value>() {
-            return self.encode_value(v);
+    /// The protocol a shelf's metadata names (see
+    /// [`record_name`](Self::record_name)), with default options.
+    ///
+    /// # Errors
+    /// [`OpenError::UnknownProtocol`] for a name this build does not know.
+    pub fn from_record(name: &str) -> Result<Self, OpenError> {
+        match name {
+            "bincode" => Ok(Protocol::BincodeVarint),
+            "bincode-fixint" => Ok(Protocol::Bincode),
+            other => other.parse(),
         }
+    }
+
+    /// The family: `bincode` for both bincode configurations, else the
+    /// name. Asking for a protocol of the family a shelf records is no
+    /// mismatch; the record decides the configuration.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Protocol::Bincode | Protocol::BincodeVarint => "bincode",
+            other => other.name(),
+        }
+    }
+
+    /// Whether values can be read without knowing their type (into [`Value`]).
+    pub fn is_self_describing(&self) -> bool {
+        !matches!(self, Protocol::Bincode | Protocol::BincodeVarint)
+    }
+
+    /// Serializes a value. A [`Value`], alone or inside a typed value, keeps
+    /// its Python types (tuple, set, bytearray) where the protocol has them:
+    /// `Value` tells the serializer through serde itself, so no `Any` bound
+    /// or type test is needed.
+    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
         Ok(match self {
-            Protocol::Bincode => bincode::serde::encode_to_vec(value, bincode_config())?,
+            Protocol::Bincode => bincode::serde::encode_to_vec(value, fixint_config())?,
+            Protocol::BincodeVarint => bincode::serde::encode_to_vec(value, varint_config())?,
             Protocol::Json => serde_json::to_vec(value)?,
             Protocol::Pickle(o) => pickle::encode(value, o)?,
         })
     }
 
-    /// Deserializes a value of type `T`. Asking for [`Value`] decodes the
-    /// dynamic form (see [`decode_value`](Self::decode_value)).
-    pub fn decode<T: DeserializeOwned + Any>(&self, bytes: &[u8]) -> Result<T, BoxError> {
-        if TypeId::of::<T>() == TypeId::of::<Value>() {
-            let boxed: Box<dyn Any> = Box::new(self.decode_value(bytes)?);
-            return boxed.downcast::<T>().map(|b| *b).map_err(|_| "dynamic value type confusion".into());
-        }
+    /// Deserializes a value of type `T`. Asking for [`Value`] (alone or
+    /// inside a typed value) keeps Python's types, as
+    /// [`decode_value`](Self::decode_value) does.
+    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, BoxError> {
         Ok(match self {
-            Protocol::Bincode => {
-                let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
-                if used != bytes.len() {
-                    return Err(
-                        format!("{} trailing bytes after the bincode value", bytes.len() - used).into()
-                    );
-                }
-                value
-            }
+            Protocol::Bincode => bincode_decode(bytes, fixint_config())?,
+            Protocol::BincodeVarint => bincode_decode(bytes, varint_config())?,
             Protocol::Json => serde_json::from_slice(bytes)?,
             Protocol::Pickle(o) => pickle::decode(bytes, o)?,
         })
     }
 
-    /// Serializes a dynamic value.
+    /// Serializes a dynamic value (the same as [`encode`](Self::encode),
+    /// without the detour through serde for pickle).
     pub fn encode_value(&self, value: &Value) -> Result<Vec<u8>, BoxError> {
-        Ok(match self {
-            Protocol::Bincode => bincode::serde::encode_to_vec(value, bincode_config())?,
-            Protocol::Json => serde_json::to_vec(value)?,
-            Protocol::Pickle(o) => pickle::encode_value(value, o)?,
-        })
+        match self {
+            Protocol::Pickle(o) => pickle::encode_value(value, o),
+            other => other.encode(value),
+        }
     }
 
     /// Deserializes any value of a self-describing protocol; bincode is not
     /// one and fails.
     pub fn decode_value(&self, bytes: &[u8]) -> Result<Value, BoxError> {
         match self {
-            Protocol::Bincode => {
+            Protocol::Bincode | Protocol::BincodeVarint => {
                 Err("bincode is not self-describing: read a concrete type, not Value".into())
             }
             Protocol::Json => Ok(serde_json::from_slice(bytes)?),
@@ -158,10 +231,12 @@ impl Protocol {
 impl FromStr for Protocol {
     type Err = OpenError;
 
-    /// Parses `bincode`, `json`, `pickle` (protocol 3), `pickle2` or `pickle3`.
+    /// Parses `bincode` (or `bincode-fixint`), `bincode-varint`, `json`,
+    /// `pickle` (protocol 3), `pickle2` or `pickle3`.
     fn from_str(s: &str) -> Result<Self, OpenError> {
         match s {
-            "bincode" => Ok(Protocol::Bincode),
+            "bincode" | "bincode-fixint" => Ok(Protocol::Bincode),
+            "bincode-varint" => Ok(Protocol::BincodeVarint),
             "json" => Ok(Protocol::Json),
             "pickle" | "pickle3" => Ok(Protocol::pickle()),
             "pickle2" => Ok(Protocol::Pickle(PickleOptions::v2())),
@@ -173,5 +248,43 @@ impl FromStr for Protocol {
 impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, MemoryBackend, Shelf};
+
+    #[test]
+    fn bincode_reads_no_integer_as_one_of_another_width() {
+        let mut s = Shelf::with_backend(MemoryBackend::new(), Protocol::Bincode).unwrap();
+        s.insert("n", &2u32).unwrap();
+        assert!(matches!(s.get::<i64>("n"), Err(Error::Decode { .. })), "too few bytes for an i64");
+        assert!(matches!(s.get::<u16>("n"), Err(Error::Decode { .. })), "bytes left over after a u16");
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(2));
+        s.insert("big", &u64::MAX).unwrap();
+        assert!(matches!(s.get::<u32>("big"), Err(Error::Decode { .. })));
+    }
+
+    #[test]
+    fn varint_bincode_catches_trailing_bytes_only() {
+        let p = Protocol::BincodeVarint;
+        let bytes = p.encode(&(1u8, 2u8)).unwrap();
+        assert!(p.decode::<u8>(&bytes).is_err(), "a trailing byte is an error, not the value 1");
+        // The documented blind spot: one byte fits both.
+        assert_eq!(p.decode::<i64>(&p.encode(&2u32).unwrap()).unwrap(), 1);
+    }
+
+    #[test]
+    fn records_keep_old_bincode_shelves_readable() {
+        assert_eq!(Protocol::from_record("bincode").unwrap(), Protocol::BincodeVarint);
+        assert_eq!(Protocol::from_record("bincode-fixint").unwrap(), Protocol::Bincode);
+        for p in [Protocol::Bincode, Protocol::BincodeVarint, Protocol::Json, Protocol::pickle()] {
+            assert_eq!(Protocol::from_record(p.record_name()).unwrap(), p);
+            assert_eq!(p.name().parse::<Protocol>().unwrap(), p);
+        }
+        assert_eq!("bincode".parse::<Protocol>().unwrap(), Protocol::Bincode);
+        assert_eq!(Protocol::BincodeVarint.family(), Protocol::Bincode.family());
     }
 }

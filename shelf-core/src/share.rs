@@ -1,7 +1,6 @@
 //! What pickleshare and mmappickle add to shelve, on every shelf: glob
 //! keys, `wait_get`, hashed categories, linked namespaces, commit numbers.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -66,7 +65,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// [`Error::Timeout`] naming the key; decode and backend errors.
-    pub fn wait_get<T: DeserializeOwned + Any>(
+    pub fn wait_get<T: DeserializeOwned>(
         &self,
         key: impl AsRef<[u8]>,
         timeout: Duration,
@@ -104,7 +103,7 @@ impl<B: KvBackend> Shelf<B> {
     /// Decode errors when the bucket holds another type; backend errors.
     pub fn hset<T>(&mut self, category: &str, key: &str, value: &T) -> Result<(), Error>
     where
-        T: Serialize + DeserializeOwned + Clone + Any,
+        T: Serialize + DeserializeOwned + Clone,
     {
         let bucket = Self::bucket_key(category, key);
         let mut entries: BTreeMap<String, T> = self.get(&bucket)?.unwrap_or_default();
@@ -118,7 +117,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`hset`](Self::hset).
-    pub fn hget<T: DeserializeOwned + Any>(
+    pub fn hget<T: DeserializeOwned>(
         &self,
         category: &str,
         key: &str,
@@ -140,7 +139,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`hset`](Self::hset).
-    pub fn hdict<T: DeserializeOwned + Any>(&self, category: &str) -> Result<BTreeMap<String, T>, Error> {
+    pub fn hdict<T: DeserializeOwned>(&self, category: &str) -> Result<BTreeMap<String, T>, Error> {
         let mut buckets = self.keys_matching(&format!("{}/*", globset_escape(category)))?;
         buckets.sort();
         if let Some(pos) = buckets.iter().position(|b| b.ends_with(&format!("/{COMPRESSED_BUCKET}"))) {
@@ -163,7 +162,7 @@ impl<B: KvBackend> Shelf<B> {
     /// As [`hset`](Self::hset).
     pub fn hcompress<T>(&mut self, category: &str) -> Result<(), Error>
     where
-        T: Serialize + DeserializeOwned + Any,
+        T: Serialize + DeserializeOwned,
     {
         let all: BTreeMap<String, T> = self.hdict(category)?;
         let buckets = self.keys_matching(&format!("{}/*", globset_escape(category)))?;
@@ -229,7 +228,7 @@ impl<B: KvBackend> Link<'_, B> {
     ///
     /// # Errors
     /// As [`Shelf::get`].
-    pub fn get<T: DeserializeOwned + Any>(&self, key: &str) -> Result<Option<T>, Error> {
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.shelf.get(self.full(key))
     }
 
@@ -237,7 +236,7 @@ impl<B: KvBackend> Link<'_, B> {
     ///
     /// # Errors
     /// As [`Shelf::insert`].
-    pub fn insert<T: Serialize + Any>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+    pub fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
         let full = self.full(key);
         self.shelf.insert(full, value)
     }

@@ -158,18 +158,22 @@ impl<B: KvBackend> Shelf<B> {
         let protocol = match stored {
             Some(bytes) => {
                 let name = String::from_utf8_lossy(&bytes).into_owned();
-                let stored: Protocol = name.parse().map_err(|_| OpenError::Corrupted {
+                let stored = Protocol::from_record(&name).map_err(|_| OpenError::Corrupted {
                     path: path.clone(),
                     detail: format!("unknown protocol {name:?} recorded in the shelf's metadata"),
                 })?;
                 match options.protocol {
-                    Some(asked) if asked.name() != stored.name() => {
+                    Some(asked) if asked.family() != stored.family() => {
                         return Err(OpenError::ProtocolMismatch {
                             path,
                             stored: stored.name().to_owned(),
                             requested: asked.name().to_owned(),
                         });
                     }
+                    // bincode's record names the configuration the bytes
+                    // were written with: asking for "bincode" must not read
+                    // an older varint shelf as fixint.
+                    Some(_) if stored.family() == "bincode" => stored,
                     // The record names the family; the options (say, pickle
                     // version 2) come from the caller.
                     Some(asked) => asked,
@@ -183,7 +187,7 @@ impl<B: KvBackend> Shelf<B> {
                     Protocol::Bincode
                 });
                 if caps.metadata && !options.read_only {
-                    match backend.set_metadata(PROTOCOL_META, p.name().as_bytes()) {
+                    match backend.set_metadata(PROTOCOL_META, p.record_name().as_bytes()) {
                         Ok(()) | Err(Error::ReadOnly { .. }) => {}
                         Err(e) => return Err(meta_err(e)),
                     }
@@ -253,7 +257,7 @@ impl<B: KvBackend> Shelf<B> {
         Ok(self.backend()?.capabilities())
     }
 
-    fn encode<T: Serialize + Any>(&self, key: &[u8], value: &T) -> Result<Vec<u8>, Error> {
+    fn encode<T: Serialize + ?Sized>(&self, key: &[u8], value: &T) -> Result<Vec<u8>, Error> {
         self.protocol.encode(value).map_err(|source| Error::Encode {
             key: show_key(key),
             protocol: self.protocol.name(),
@@ -261,7 +265,7 @@ impl<B: KvBackend> Shelf<B> {
         })
     }
 
-    fn decode<T: DeserializeOwned + Any>(&self, key: &[u8], bytes: &[u8]) -> Result<T, Error> {
+    fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T, Error> {
         self.protocol.decode(bytes).map_err(|source| Error::Decode {
             key: show_key(key),
             protocol: self.protocol.name(),
@@ -286,7 +290,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// [`Error::Decode`] when the stored value is not a `T`; backend errors.
-    pub fn get<T: DeserializeOwned + Any>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
+    pub fn get<T: DeserializeOwned>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
         let key = key.as_ref();
         match self.current_bytes(key)? {
             Some(bytes) => self.decode(key, &bytes).map(Some),
@@ -298,7 +302,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`get`](Self::get).
-    pub fn get_or<T: DeserializeOwned + Any>(&self, key: impl AsRef<[u8]>, default: T) -> Result<T, Error> {
+    pub fn get_or<T: DeserializeOwned>(&self, key: impl AsRef<[u8]>, default: T) -> Result<T, Error> {
         Ok(self.get(key)?.unwrap_or(default))
     }
 
@@ -331,9 +335,12 @@ impl<B: KvBackend> Shelf<B> {
     /// [`Error::WritebackDisabled`] without writeback (the change would be
     /// lost silently, as in Python); [`Error::CacheTypeMismatch`] when the key
     /// is cached as another type; [`Error::ReadOnly`] on a read-only shelf.
+    ///
+    /// `T: 'static` (unlike every other method) because the cache keeps the
+    /// value, as its own type, until the next sync.
     pub fn get_mut<T>(&mut self, key: impl AsRef<[u8]>) -> Result<Option<&mut T>, Error>
     where
-        T: Serialize + DeserializeOwned + Send + Any,
+        T: Serialize + DeserializeOwned + Send + 'static,
     {
         let key = key.as_ref();
         self.backend()?;
@@ -362,7 +369,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// [`Error::ReadOnly`], [`Error::Encode`], backend errors.
-    pub fn insert<T: Serialize + Any>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
+    pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
         let key = key.as_ref();
         let bytes = self.encode(key, value)?;
         self.backend_mut()?.insert(key, &bytes)?;
@@ -432,7 +439,7 @@ impl<B: KvBackend> Shelf<B> {
     /// # Errors
     /// The iterator yields [`Error::KeyNotUtf8`], [`Error::Decode`] or
     /// backend errors per item.
-    pub fn items<T: DeserializeOwned + Any>(
+    pub fn items<T: DeserializeOwned>(
         &self,
     ) -> Result<impl Iterator<Item = Result<(String, T), Error>> + '_, Error> {
         Ok(self.items_raw::<T>()?.map(|item| {
@@ -446,7 +453,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`items`](Self::items).
-    pub fn items_raw<T: DeserializeOwned + Any>(
+    pub fn items_raw<T: DeserializeOwned>(
         &self,
     ) -> Result<impl Iterator<Item = Result<(Vec<u8>, T), Error>> + '_, Error> {
         let iter = self.backend()?.iter()?;
@@ -454,10 +461,7 @@ impl<B: KvBackend> Shelf<B> {
     }
 
     /// Decodes a stored pair, letting the writeback cache override it.
-    fn decode_pair<T: DeserializeOwned + Any>(
-        &self,
-        (k, v): (Vec<u8>, Vec<u8>),
-    ) -> Result<(Vec<u8>, T), Error> {
+    fn decode_pair<T: DeserializeOwned>(&self, (k, v): (Vec<u8>, Vec<u8>)) -> Result<(Vec<u8>, T), Error> {
         let value = if self.cache.contains_key(&k) {
             match self.current_bytes(&k)? {
                 Some(bytes) => self.decode(&k, &bytes)?,
@@ -473,7 +477,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`items`](Self::items).
-    pub fn values<T: DeserializeOwned + Any>(&self) -> Result<Vec<T>, Error> {
+    pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
         self.items_raw::<T>()?.map(|r| r.map(|(_, v)| v)).collect()
     }
 
@@ -481,7 +485,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`get`](Self::get) and [`remove`](Self::remove).
-    pub fn pop<T: DeserializeOwned + Any>(&mut self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
+    pub fn pop<T: DeserializeOwned>(&mut self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
         let key = key.as_ref();
         let value = self.get(key)?;
         if value.is_some() {
@@ -494,11 +498,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`pop`](Self::pop).
-    pub fn pop_or<T: DeserializeOwned + Any>(
-        &mut self,
-        key: impl AsRef<[u8]>,
-        default: T,
-    ) -> Result<T, Error> {
+    pub fn pop_or<T: DeserializeOwned>(&mut self, key: impl AsRef<[u8]>, default: T) -> Result<T, Error> {
         Ok(self.pop(key)?.unwrap_or(default))
     }
 
@@ -507,7 +507,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`pop`](Self::pop) and [`keys`](Self::keys).
-    pub fn pop_item<T: DeserializeOwned + Any>(&mut self) -> Result<Option<(String, T)>, Error> {
+    pub fn pop_item<T: DeserializeOwned>(&mut self) -> Result<Option<(String, T)>, Error> {
         let first = self.backend()?.iter()?.next().transpose()?;
         let Some((key, _)) = first else { return Ok(None) };
         let name = String::from_utf8(key.clone()).map_err(|_| Error::KeyNotUtf8 { key: show_key(&key) })?;
@@ -519,7 +519,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`get`](Self::get) and [`insert`](Self::insert).
-    pub fn set_default<T: Serialize + DeserializeOwned + Any>(
+    pub fn set_default<T: Serialize + DeserializeOwned>(
         &mut self,
         key: impl AsRef<[u8]>,
         default: T,
@@ -539,7 +539,7 @@ impl<B: KvBackend> Shelf<B> {
     pub fn update<K, T, I>(&mut self, pairs: I) -> Result<(), Error>
     where
         K: AsRef<[u8]>,
-        T: Serialize + Any,
+        T: Serialize,
         I: IntoIterator<Item = (K, T)>,
     {
         for (k, v) in pairs {
@@ -683,7 +683,7 @@ impl<B: KvBackend> Shelf<B> {
 
     /// Walks keys in order from the entry matching `lower`, forwards or
     /// backwards, for the cursor methods.
-    fn ordered_entry<T: DeserializeOwned + Any>(
+    fn ordered_entry<T: DeserializeOwned>(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
@@ -699,7 +699,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// [`Error::Unsupported`] on backends without ordered keys.
-    pub fn first<T: DeserializeOwned + Any>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
+    pub fn first<T: DeserializeOwned>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
         self.ordered_entry(Bound::Unbounded, Bound::Unbounded, false)
     }
 
@@ -707,7 +707,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`first`](Self::first).
-    pub fn last<T: DeserializeOwned + Any>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
+    pub fn last<T: DeserializeOwned>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
         self.ordered_entry(Bound::Unbounded, Bound::Unbounded, true)
     }
 
@@ -715,7 +715,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`first`](Self::first).
-    pub fn next_after<T: DeserializeOwned + Any>(
+    pub fn next_after<T: DeserializeOwned>(
         &self,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<(Vec<u8>, T)>, Error> {
@@ -726,7 +726,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`first`](Self::first).
-    pub fn previous<T: DeserializeOwned + Any>(
+    pub fn previous<T: DeserializeOwned>(
         &self,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<(Vec<u8>, T)>, Error> {
@@ -738,7 +738,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`first`](Self::first).
-    pub fn set_location<T: DeserializeOwned + Any>(
+    pub fn set_location<T: DeserializeOwned>(
         &self,
         key: impl AsRef<[u8]>,
     ) -> Result<Option<(Vec<u8>, T)>, Error> {
@@ -749,7 +749,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`first`](Self::first); decode errors per item.
-    pub fn range<T: DeserializeOwned + Any>(
+    pub fn range<T: DeserializeOwned>(
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
@@ -761,10 +761,7 @@ impl<B: KvBackend> Shelf<B> {
     ///
     /// # Errors
     /// As [`range`](Self::range).
-    pub fn prefix<T: DeserializeOwned + Any>(
-        &self,
-        prefix: impl AsRef<[u8]>,
-    ) -> Result<Vec<(Vec<u8>, T)>, Error> {
+    pub fn prefix<T: DeserializeOwned>(&self, prefix: impl AsRef<[u8]>) -> Result<Vec<(Vec<u8>, T)>, Error> {
         let prefix = prefix.as_ref();
         let upper = prefix_successor(prefix);
         let upper_bound = match &upper {
@@ -808,7 +805,7 @@ impl Transaction {
     ///
     /// # Errors
     /// [`Error::Encode`].
-    pub fn insert<T: Serialize + Any>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
+    pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
         let key = key.as_ref();
         let bytes = self.protocol.encode(value).map_err(|source| Error::Encode {
             key: show_key(key),

@@ -7,6 +7,11 @@ use num_bigint::BigInt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeTuple, Serializer};
 
+mod ser;
+
+use ser::hint;
+pub use ser::to_value;
+
 /// Any value a self-describing protocol (JSON, pickle) can hold.
 ///
 /// Variants follow Python's types so a shelf shared with Python keeps them
@@ -114,36 +119,27 @@ impl From<bool> for Value {
 }
 
 /// Serializes through serde's data model: sets become sequences, tuples
-/// serde tuples and big integers `i128` where they fit (else their decimal
-/// string). The pickle protocol does not go through here: it maps every
-/// variant to its own pickle type.
+/// serde tuples, `bytearray` bytes and big integers `i128` where they fit
+/// (else their decimal string). Each Python type a serde shape cannot name
+/// is wrapped in a newtype struct whose private name says which it is:
+/// serde_json and bincode write only the content, while the pickle
+/// protocol's serializer ([`to_value`]) rebuilds the exact variant, so a
+/// `Value` and a typed value go through the same pickle writer.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Value::None => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
-            Value::BigInt(b) => match i128::try_from(b) {
-                Ok(i) => s.serialize_i128(i),
-                Err(_) => s.serialize_str(&b.to_string()),
-            },
+            Value::BigInt(b) => s.serialize_newtype_struct(hint::BIGINT, &BigIntShape(b)),
             Value::Float(f) => s.serialize_f64(*f),
             Value::Str(v) => s.serialize_str(v),
-            Value::Bytes(b) | Value::ByteArray(b) => s.serialize_bytes(b),
-            Value::List(items) | Value::Set(items) | Value::FrozenSet(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Value::Tuple(items) => {
-                let mut tup = s.serialize_tuple(items.len())?;
-                for item in items {
-                    tup.serialize_element(item)?;
-                }
-                tup.end()
-            }
+            Value::Bytes(b) => s.serialize_bytes(b),
+            Value::ByteArray(b) => s.serialize_newtype_struct(hint::BYTEARRAY, &BytesShape(b)),
+            Value::List(items) => SeqShape(items).serialize(s),
+            Value::Set(items) => s.serialize_newtype_struct(hint::SET, &SeqShape(items)),
+            Value::FrozenSet(items) => s.serialize_newtype_struct(hint::FROZENSET, &SeqShape(items)),
+            Value::Tuple(items) => s.serialize_newtype_struct(hint::TUPLE, &TupleShape(items)),
             Value::Dict(pairs) => {
                 let mut map = s.serialize_map(Some(pairs.len()))?;
                 for (k, v) in pairs {
@@ -152,17 +148,73 @@ impl Serialize for Value {
                 map.end()
             }
             Value::Global { name, args } => {
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry(&format!("$global:{name}"), args)?;
-                map.end()
+                s.serialize_newtype_struct(hint::GLOBAL, &GlobalShape(name, args))
             }
         }
     }
 }
 
+struct BigIntShape<'a>(&'a BigInt);
+
+impl Serialize for BigIntShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match i128::try_from(self.0) {
+            Ok(i) => s.serialize_i128(i),
+            Err(_) => s.serialize_str(&self.0.to_string()),
+        }
+    }
+}
+
+struct BytesShape<'a>(&'a [u8]);
+
+impl Serialize for BytesShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+struct SeqShape<'a>(&'a [Value]);
+
+impl Serialize for SeqShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(item)?;
+        }
+        seq.end()
+    }
+}
+
+struct TupleShape<'a>(&'a [Value]);
+
+impl Serialize for TupleShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut tup = s.serialize_tuple(self.0.len())?;
+        for item in self.0 {
+            tup.serialize_element(item)?;
+        }
+        tup.end()
+    }
+}
+
+struct GlobalShape<'a>(&'a str, &'a Value);
+
+impl Serialize for GlobalShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(&format!("$global:{}", self.0), self.1)?;
+        map.end()
+    }
+}
+
+/// Reads any self-describing value. A deserializer that knows Python's
+/// types (the pickle protocol's, through [`Value`] itself) keeps them
+/// apart: asked for the private [`hint::VALUE`] newtype, it answers with
+/// tagged variants that only such a deserializer produces. Any other
+/// deserializer sees a newtype struct and hands over its content.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor)
+        d.deserialize_newtype_struct(hint::VALUE, ValueVisitor)
     }
 }
 
@@ -228,8 +280,36 @@ impl<'de> Visitor<'de> for ValueVisitor {
         }
         Ok(Value::Dict(pairs))
     }
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom("enums are not part of the dynamic value model"))
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    /// The tagged forms [`Tagged`] gives for Python's types.
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        use de::VariantAccess;
+        let (tag, variant): (String, A::Variant) = data.variant()?;
+        let bad = |what: &str| de::Error::custom(format!("malformed tagged {what}"));
+        Ok(match tag.as_str() {
+            hint::TUPLE => Value::Tuple(variant.newtype_variant()?),
+            hint::SET => Value::Set(variant.newtype_variant()?),
+            hint::FROZENSET => Value::FrozenSet(variant.newtype_variant()?),
+            hint::BYTEARRAY => match variant.newtype_variant()? {
+                Value::Bytes(b) => Value::ByteArray(b),
+                _ => return Err(bad("bytearray")),
+            },
+            hint::BIGINT => match variant.newtype_variant()? {
+                Value::Str(s) => Value::BigInt(s.parse().map_err(|_| bad("int"))?),
+                _ => return Err(bad("int")),
+            },
+            hint::GLOBAL => match variant.newtype_variant()? {
+                Value::List(mut parts) if parts.len() == 2 => match (parts.pop(), parts.pop()) {
+                    (Some(args), Some(Value::Str(name))) => Value::Global { name, args: Box::new(args) },
+                    _ => return Err(bad("global")),
+                },
+                _ => return Err(bad("global")),
+            },
+            _ => return Err(de::Error::custom("enums are not part of the dynamic value model")),
+        })
     }
 }
 
@@ -340,9 +420,13 @@ impl<'de> Deserializer<'de> for Value {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         v: V,
     ) -> Result<V::Value, ValueError> {
+        if name == hint::VALUE {
+            // `Value` itself is asked for: keep Python's types.
+            return v.visit_newtype_struct(Tagged(self));
+        }
         v.visit_newtype_struct(self)
     }
 
@@ -396,6 +480,95 @@ impl<'de> Deserializer<'de> for Value {
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf map struct identifier ignored_any
+    }
+}
+
+/// A [`Value`] read as a [`Value`]: like the plain deserializer, but the
+/// types serde has no shape for come as tagged enum variants (named by
+/// [`hint`]) that [`ValueVisitor::visit_enum`] turns back into them.
+struct Tagged(Value);
+
+impl<'de> de::IntoDeserializer<'de, ValueError> for Tagged {
+    type Deserializer = Tagged;
+    fn into_deserializer(self) -> Tagged {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for Tagged {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        let (tag, content) = match self.0 {
+            Value::Tuple(items) => (hint::TUPLE, Value::List(items)),
+            Value::Set(items) => (hint::SET, Value::List(items)),
+            Value::FrozenSet(items) => (hint::FROZENSET, Value::List(items)),
+            Value::ByteArray(b) => (hint::BYTEARRAY, Value::Bytes(b)),
+            Value::BigInt(b) => (hint::BIGINT, Value::Str(b.to_string())),
+            Value::Global { name, args } => (hint::GLOBAL, Value::List(vec![Value::Str(name), *args])),
+            Value::List(items) => {
+                return v.visit_seq(de::value::SeqDeserializer::new(items.into_iter().map(Tagged)));
+            }
+            Value::Dict(pairs) => {
+                let pairs = pairs.into_iter().map(|(k, x)| (Tagged(k), Tagged(x)));
+                return v.visit_map(de::value::MapDeserializer::new(pairs));
+            }
+            plain => return plain.deserialize_any(v),
+        };
+        v.visit_enum(TaggedEnum { tag, content })
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        v.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct seq tuple tuple_struct map struct
+        enum identifier ignored_any
+    }
+}
+
+struct TaggedEnum {
+    tag: &'static str,
+    content: Value,
+}
+
+impl<'de> de::EnumAccess<'de> for TaggedEnum {
+    type Error = ValueError;
+    type Variant = Tagged;
+
+    fn variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Tagged), ValueError> {
+        let tag = seed.deserialize(de::value::StrDeserializer::<ValueError>::new(self.tag))?;
+        Ok((tag, Tagged(self.content)))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for Tagged {
+    type Error = ValueError;
+
+    fn unit_variant(self) -> Result<(), ValueError> {
+        Err(de::Error::custom("a tagged Python value has content"))
+    }
+
+    fn newtype_variant_seed<S: de::DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, ValueError> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, _v: V) -> Result<V::Value, ValueError> {
+        Err(de::Error::custom("a tagged Python value is a newtype variant"))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        _v: V,
+    ) -> Result<V::Value, ValueError> {
+        Err(de::Error::custom("a tagged Python value is a newtype variant"))
     }
 }
 
@@ -510,5 +683,114 @@ mod tests {
                 .contains("datetime.date")
         );
         assert!(Value::Dict(vec![]).deserialize_into::<Shape>().is_err());
+    }
+
+    /// Every variant, nested, with the types serde has no shape for.
+    fn every_python_type() -> Value {
+        let big: BigInt = BigInt::from(2u8).pow(100);
+        Value::Dict(vec![
+            (s("tuple"), Value::Tuple(vec![Value::Int(1), s("a"), Value::Tuple(vec![])])),
+            (s("set"), Value::Set(vec![Value::Int(1), Value::Int(2)])),
+            (s("frozenset"), Value::FrozenSet(vec![s("x")])),
+            (s("bytearray"), Value::ByteArray(vec![0, 255])),
+            (s("bytes"), Value::Bytes(vec![1, 2])),
+            (s("big"), Value::BigInt(big.clone())),
+            (s("negbig"), Value::BigInt(-big)),
+            (
+                Value::Tuple(vec![Value::Int(1), Value::Int(2)]),
+                Value::List(vec![Value::None, Value::Bool(true)]),
+            ),
+            (
+                s("global"),
+                Value::Global { name: "mod.Cls".into(), args: Box::new(Value::Tuple(vec![Value::Int(3)])) },
+            ),
+            (s("float"), Value::Float(1.5)),
+        ])
+    }
+
+    #[test]
+    fn to_value_of_a_value_is_the_same_value() {
+        let v = every_python_type();
+        assert_eq!(to_value(&v).unwrap(), v);
+    }
+
+    #[test]
+    fn a_value_read_as_a_value_keeps_pythons_types() {
+        let v = every_python_type();
+        assert_eq!(v.clone().deserialize_into::<Value>().unwrap(), v);
+        // Nested in a typed struct too.
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Holder {
+            inner: Value,
+        }
+        let holder = Value::Dict(vec![(s("inner"), v.clone())]);
+        assert_eq!(holder.deserialize_into::<Holder>().unwrap(), Holder { inner: v });
+    }
+
+    #[test]
+    fn json_sees_only_the_content_of_the_hints() {
+        let v = Value::Dict(vec![
+            (s("t"), Value::Tuple(vec![Value::Int(1), Value::Int(2)])),
+            (s("s"), Value::Set(vec![Value::Int(3)])),
+            (s("b"), Value::ByteArray(vec![7])),
+            (s("n"), Value::BigInt(BigInt::from(u64::MAX) * 4u8)),
+        ]);
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text, r#"{"t":[1,2],"s":[3],"b":[7],"n":73786976294838206460}"#);
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.type_name(), "dict");
+        // A JSON object that looks like a tag is only a dict.
+        let tag = format!(r#"{{"{}":[1]}}"#, hint::TUPLE);
+        let read: Value = serde_json::from_str(&tag).unwrap();
+        assert_eq!(read, Value::Dict(vec![(s(hint::TUPLE), Value::List(vec![Value::Int(1)]))]));
+    }
+
+    #[test]
+    fn typed_values_map_as_serde_pickle_mapped_them() {
+        #[derive(serde::Serialize)]
+        enum E {
+            Unit,
+            New(u8),
+            Tup(u8, u8),
+            Rec { a: u8 },
+        }
+        #[derive(serde::Serialize)]
+        struct S {
+            x: i32,
+            t: (u8, char),
+            o: Option<u8>,
+            es: Vec<E>,
+            u: (),
+            big: u128,
+        }
+        let v = to_value(&S {
+            x: -1,
+            t: (1, 'c'),
+            o: None,
+            es: vec![E::Unit, E::New(1), E::Tup(1, 2), E::Rec { a: 3 }],
+            u: (),
+            big: u128::MAX,
+        })
+        .unwrap();
+        let d = |k: &str, v: Value| Value::Dict(vec![(s(k), v)]);
+        assert_eq!(
+            v,
+            Value::Dict(vec![
+                (s("x"), Value::Int(-1)),
+                (s("t"), Value::Tuple(vec![Value::Int(1), s("c")])),
+                (s("o"), Value::None),
+                (
+                    s("es"),
+                    Value::List(vec![
+                        s("Unit"),
+                        d("New", Value::Int(1)),
+                        d("Tup", Value::List(vec![Value::Int(1), Value::Int(2)])),
+                        d("Rec", Value::Dict(vec![(s("a"), Value::Int(3))])),
+                    ])
+                ),
+                (s("u"), Value::None),
+                (s("big"), Value::BigInt(BigInt::from(u128::MAX))),
+            ])
+        );
     }
 }
