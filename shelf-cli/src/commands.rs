@@ -12,6 +12,8 @@ use shelf::{DynShelf, Flag, Protocol, Value, WhichDb};
 use crate::db::{self, DbOpts};
 use crate::error::CliError;
 use crate::json_value::{self, Json};
+use crate::lossless;
+use crate::staged::Staged;
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -39,7 +41,7 @@ pub fn whichdb(path: &Path, out: Out) -> Result<(), CliError> {
 
 /// `shelf info PATH`.
 pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliError> {
-    let s = opts.open(path, Flag::Read)?;
+    let s = opts.open_read("info", path)?;
     let backend = s.backend()?;
     let caps = backend.capabilities();
     let len = s.len()?;
@@ -123,7 +125,7 @@ fn glob_matches(m: &GlobMatcher, key: &[u8]) -> bool {
 /// `shelf keys PATH [--glob P] [--json]`.
 pub fn keys(path: &Path, opts: &DbOpts, glob: Option<&str>, json: bool, out: Out) -> Result<(), CliError> {
     let matcher = glob.map(glob_matcher).transpose()?;
-    let s = opts.open(path, Flag::Read)?;
+    let s = opts.open_read("keys", path)?;
     let keys: Vec<Vec<u8>> =
         s.keys_raw()?.into_iter().filter(|k| matcher.as_ref().is_none_or(|m| glob_matches(m, k))).collect();
     if json {
@@ -168,7 +170,7 @@ fn missing_key(key: &[u8], path: &Path) -> CliError {
 /// gave the wrong `--protocol`; `--raw` shows the stored bytes instead.
 pub fn get(path: &Path, opts: &DbOpts, key: &str, raw: bool, out: Out) -> Result<(), CliError> {
     let k = db::key_arg(key)?;
-    let s = opts.open(path, Flag::Read)?;
+    let s = opts.open_read("get", path)?;
     let bytes = s.get_bytes(&k)?.ok_or_else(|| missing_key(&k, path))?;
     let p = s.protocol();
     let j = if raw || !p.is_self_describing() {
@@ -243,7 +245,7 @@ pub fn dump(
     raw: bool,
     out: Out,
 ) -> Result<(), CliError> {
-    let s = opts.open(path, Flag::Read)?;
+    let s = opts.open_read("dump", path)?;
     let total = s.len()? as u64;
     let mut file;
     let mut stdout_buf;
@@ -282,25 +284,43 @@ pub fn dump(
     db::close(s, path)
 }
 
-/// Streams the top-level object of a dump into a shelf, entry by entry, so
-/// a dump of any size loads in constant memory and in its own order.
-struct LoadSeed<'a> {
-    shelf: &'a mut DynShelf,
+/// Where `load` puts the values it reads.
+enum Sink<'a> {
+    /// Stored one by one as they are read.
+    Shelf(&'a mut DynShelf),
+    /// Gathered, to be applied as one atomic batch.
+    Batch { protocol: Protocol, ops: Vec<(Vec<u8>, Vec<u8>)> },
+}
+
+impl Sink<'_> {
+    fn protocol(&self) -> Protocol {
+        match self {
+            Sink::Shelf(s) => s.protocol(),
+            Sink::Batch { protocol, .. } => *protocol,
+        }
+    }
+}
+
+/// Streams the top-level object of a dump into a [`Sink`], entry by entry,
+/// so a dump of any size is read in its own order without holding the text.
+struct LoadSeed<'a, 'b> {
+    sink: &'a mut Sink<'b>,
     source: &'a str,
+    lossy: bool,
     bar: &'a indicatif::ProgressBar,
     /// The first failure that is not JSON syntax (a bad `$` form, a refused
     /// key): serde only carries strings, so it waits here.
     failure: &'a mut Option<CliError>,
 }
 
-impl<'de> DeserializeSeed<'de> for LoadSeed<'_> {
+impl<'de> DeserializeSeed<'de> for LoadSeed<'_, '_> {
     type Value = u64;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for LoadSeed<'_> {
+impl<'de> Visitor<'de> for LoadSeed<'_, '_> {
     type Value = u64;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -313,7 +333,14 @@ impl<'de> Visitor<'de> for LoadSeed<'_> {
             let j: Json = map.next_value()?;
             let result = json_value::key_from_json(&key)
                 .map_err(|e| CliError::data(format!("{}: {e}", self.source)))
-                .and_then(|k| store(self.shelf, &k, &j, self.source));
+                .and_then(|k| {
+                    let bytes = encode_json(self.sink.protocol(), &k, &j, self.source, self.lossy)?;
+                    match &mut *self.sink {
+                        Sink::Shelf(s) => s.backend_mut()?.insert(&k, &bytes)?,
+                        Sink::Batch { ops, .. } => ops.push((k, bytes)),
+                    }
+                    Ok(())
+                });
             if let Err(e) = result {
                 *self.failure = Some(e);
                 return Err(de::Error::custom("stopped"));
@@ -325,9 +352,38 @@ impl<'de> Visitor<'de> for LoadSeed<'_> {
     }
 }
 
-/// `shelf load PATH [--in FILE]` (stdin by default).
-pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, out: Out) -> Result<(), CliError> {
-    let (reader, source): (Box<dyn BufRead>, String) = match input {
+/// The bytes to store for one value of a dump: `$raw` as given, anything
+/// else encoded with `protocol`, refused where it would not read back as
+/// the same value (unless `lossy`).
+fn encode_json(
+    protocol: Protocol,
+    key: &[u8],
+    j: &Json,
+    source: &str,
+    lossy: bool,
+) -> Result<Vec<u8>, CliError> {
+    let shown = json_value::key_to_json(key);
+    let bad = |e: json_value::FormError| CliError::data(format!("{source}: value of key {shown:?}: {e}"));
+    if let Some(bytes) = json_value::raw_bytes(j).map_err(bad)? {
+        return Ok(bytes);
+    }
+    let v = json_value::to_value(j).map_err(bad)?;
+    if !lossless::carries_values(protocol) && !lossy {
+        return Err(CliError::usage(format!("key {shown:?}: {}", lossless::not_self_describing(protocol))));
+    }
+    lossless::encode(protocol, &v, lossy).map_err(|r| match r {
+        lossless::Refusal::Encode(e) => {
+            CliError::data(format!("key {shown:?}: cannot encode with protocol '{}': {e}", protocol.name()))
+        }
+        lossless::Refusal::Loss(what) => CliError::data(format!(
+            "key {shown:?}: {what} with protocol '{}' (pass --lossy to accept that)",
+            protocol.name()
+        )),
+    })
+}
+
+fn open_input(input: Option<&Path>) -> Result<(Box<dyn BufRead>, String), CliError> {
+    Ok(match input {
         Some(p) => {
             let f = File::open(p).map_err(|e| {
                 let kind = if e.kind() == std::io::ErrorKind::NotFound {
@@ -340,17 +396,113 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, out: Out) -> Resul
             (Box::new(BufReader::new(f)), p.display().to_string())
         }
         None => (Box::new(BufReader::new(std::io::stdin())), "stdin".to_owned()),
+    })
+}
+
+/// `shelf load PATH [--in FILE] [--lossy]` (stdin by default). A new
+/// database (or one replaced with `--flag n`) is built under a temporary
+/// name and moved into place when complete; into an existing database the
+/// keys go in one atomic batch where the backend has them, else one by one.
+pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: Out) -> Result<(), CliError> {
+    let flag = opts.flag.unwrap_or(Flag::Create);
+    if flag == Flag::Read {
+        return Err(CliError::usage("load writes: --flag r cannot load; use w, c (the default) or n"));
+    }
+    let found = shelf::whichdb(path);
+    let fresh = flag == Flag::New || (flag == Flag::Create && found == WhichDb::Missing);
+    let old = match found {
+        WhichDb::Backend(name) => Some(shelf::find_backend(name)?),
+        _ => None,
     };
+    if flag == Flag::New && found == WhichDb::Unknown {
+        return Err(CliError::usage(format!(
+            "load: {} exists and is not a database shelf recognises; refusing to replace it",
+            path.display()
+        )));
+    }
+    let backend = match (&opts.backend, old) {
+        (Some(b), Some(o)) if fresh && b != o.name => {
+            return Err(CliError::usage(format!(
+                "load: {} is a '{}' database, not '{b}'; refusing to replace it with another backend \
+                 (remove it first, or use `shelf convert`)",
+                path.display(),
+                o.name
+            )));
+        }
+        (Some(b), _) => Some(shelf::find_backend(b)?),
+        (None, Some(o)) => Some(o),
+        (None, None) => shelf::backends().first(),
+    };
+    let staged_backend =
+        backend.filter(|b| fresh && b.name != <shelf::MemoryBackend as shelf::OpenBackend>::NAME);
+    let (reader, source) = open_input(input)?;
+    if let Some(info) = staged_backend {
+        let staged = Staged::new(path, info)?;
+        let mut s = db::open_with(staged.path(), Some(info.name), opts.protocol, Flag::New)
+            .map_err(|e| e.context(format!("building {}", path.display())))?;
+        let n = load_streaming(&mut s, reader, &source, lossy)
+            .map_err(|e| e.context(format!("loading {} (nothing was created)", path.display())))?;
+        let len = s.len()?;
+        db::close(s, path)?;
+        staged.commit(if flag == Flag::New { old } else { None })?;
+        return writeln!(out, "loaded {n} keys into {} ({len} keys now)", path.display()).map_err(write_err);
+    }
     let mut s = opts.open(path, Flag::Create)?;
-    let n = load_into(&mut s, reader, &source, path)?;
+    let n = if s.capabilities()?.atomic_batch {
+        let mut sink = Sink::Batch { protocol: s.protocol(), ops: Vec::new() };
+        let n = read_dump(&mut sink, reader, &source, lossy)
+            .map_err(|e| e.context(format!("loading {} (nothing was stored)", path.display())))?;
+        if let Sink::Batch { ops, .. } = &sink {
+            let batch: Vec<shelf::BatchOp<'_>> =
+                ops.iter().map(|(k, v)| shelf::BatchOp::Insert(k, v)).collect();
+            s.backend_mut()?.apply_batch(&batch).map_err(|e| {
+                CliError::from(e).context(format!("loading {} (nothing was stored)", path.display()))
+            })?;
+        }
+        n
+    } else {
+        load_streaming(&mut s, reader, &source, lossy).map_err(|e| {
+            e.context(format!("loading {} (keys before the error were stored)", path.display()))
+        })?
+    };
     let len = s.len()?;
     db::close(s, path)?;
     writeln!(out, "loaded {n} keys into {} ({len} keys now)", path.display()).map_err(write_err)
 }
 
+fn load_streaming(
+    s: &mut DynShelf,
+    reader: Box<dyn BufRead + '_>,
+    source: &str,
+    lossy: bool,
+) -> Result<u64, CliError> {
+    read_dump(&mut Sink::Shelf(s), reader, source, lossy)
+}
+
+fn read_dump(
+    sink: &mut Sink<'_>,
+    reader: Box<dyn BufRead + '_>,
+    source: &str,
+    lossy: bool,
+) -> Result<u64, CliError> {
+    let bar = db::progress(None, "load");
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let seed = LoadSeed { sink, source, lossy, bar: &bar, failure: &mut failure };
+    let result = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
+    bar.finish_and_clear();
+    match (result, failure) {
+        (_, Some(f)) => Err(f),
+        (Err(e), None) if e.is_io() => Err(CliError::env(format!("reading {source}: {e}"))),
+        (Err(e), None) => Err(malformed(source, &e)),
+        (Ok(n), None) => Ok(n),
+    }
+}
+
 /// Reads a dump (one JSON object `{key: value}`) from `reader` and stores
 /// every value in `s`, streaming; returns the number of keys read. `source`
-/// names the input and `path` the shelf in messages.
+/// names the input and `path` the shelf in messages. A value that would not
+/// read back the same in the shelf's protocol is refused.
 ///
 /// # Errors
 /// Malformed JSON (naming the line and column), values that do not fit
@@ -361,19 +513,8 @@ pub fn load_into(
     source: &str,
     path: &Path,
 ) -> Result<u64, CliError> {
-    let bar = db::progress(None, "load");
-    let mut failure = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let seed = LoadSeed { shelf: s, source, bar: &bar, failure: &mut failure };
-    let result = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
-    bar.finish_and_clear();
-    match (result, failure) {
-        (_, Some(f)) => Err(f.context(format!("loading {}", path.display()))),
-        (Err(e), None) if e.is_io() => Err(CliError::env(format!("reading {source}: {e}"))),
-        (Err(e), None) => Err(malformed(source, &e)
-            .context(format!("loading {} (keys before the error were stored)", path.display()))),
-        (Ok(n), None) => Ok(n),
-    }
+    load_streaming(s, reader, source, false)
+        .map_err(|e| e.context(format!("loading {} (keys before the error were stored)", path.display())))
 }
 
 /// The options of `convert`.
@@ -392,9 +533,13 @@ pub struct ConvertArgs<'a> {
     pub src_backend: Option<&'a str>,
     /// SRC's protocol, instead of the recorded or default one.
     pub src_protocol: Option<Protocol>,
+    /// Write values the target protocol changes, instead of refusing.
+    pub lossy: bool,
 }
 
-/// `shelf convert SRC DST --backend NAME [--protocol P] [--flag n]`.
+/// `shelf convert SRC DST --backend NAME [--protocol P] [--flag n] [--lossy]`:
+/// builds DST under a temporary name beside it and moves it into place when
+/// complete (see [`crate::staged`]).
 pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
     let flag = a.flag.unwrap_or(Flag::Create);
     if !matches!(flag, Flag::Create | Flag::New) {
@@ -402,7 +547,7 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
             "convert: --flag {flag} makes no sense for a new database: use c (refuse an existing DST) or n (replace it)"
         )));
     }
-    shelf::find_backend(a.backend)?;
+    let info = shelf::find_backend(a.backend)?;
     if same_file(a.src, a.dst) {
         return Err(CliError::usage(format!("convert: SRC and DST are the same path ({})", a.dst.display())));
     }
@@ -420,36 +565,70 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
             dp.name()
         )));
     }
-    if flag != Flag::New && shelf::whichdb(a.dst) != WhichDb::Missing {
-        return Err(CliError::usage(format!(
-            "convert: {} already exists; refusing to overwrite it (pass --flag n to replace it)",
-            a.dst.display()
-        )));
+    if !same && !lossless::carries_values(dp) && !a.lossy {
+        return Err(CliError::usage(format!("convert: {}", lossless::not_self_describing(dp))));
     }
-    let mut dst = db::open_with(a.dst, Some(a.backend), Some(dp), Flag::New)?;
+    let found = shelf::whichdb(a.dst);
+    let old = match found {
+        WhichDb::Missing => None,
+        _ if flag != Flag::New => {
+            return Err(CliError::usage(format!(
+                "convert: {} already exists; refusing to overwrite it (pass --flag n to replace it)",
+                a.dst.display()
+            )));
+        }
+        WhichDb::Backend(name) => Some(shelf::find_backend(name)?),
+        WhichDb::Unknown => {
+            return Err(CliError::usage(format!(
+                "convert: {} exists and is not a database shelf recognises; refusing to replace it",
+                a.dst.display()
+            )));
+        }
+    };
+    let memory = info.name == <shelf::MemoryBackend as shelf::OpenBackend>::NAME;
+    let staged = if memory { None } else { Some(Staged::new(a.dst, info)?) };
+    let build_path = staged.as_ref().map_or(a.dst, |s| s.path());
+    let mut dst = db::open_with(build_path, Some(info.name), Some(dp), Flag::New)
+        .map_err(|e| e.context(format!("convert: building {}", a.dst.display())))?;
     let total = src.len()?;
     let bar = db::progress(Some(total as u64), "convert");
     let ctx = |k: &[u8]| {
-        format!("convert: key {:?} ({} is incomplete)", json_value::key_to_json(k), a.dst.display())
+        format!("convert: key {:?} (nothing was written to {})", json_value::key_to_json(k), a.dst.display())
     };
+    let mut copied = 0usize;
     for item in src.backend()?.iter()? {
-        let (k, v) = item?;
-        if same {
-            dst.backend_mut()?.insert(&k, &v).map_err(|e| CliError::from(e).context(ctx(&k)))?;
+        let (k, v) = item.map_err(|e| {
+            CliError::from(e).context(format!("convert: reading {} (nothing was written)", a.src.display()))
+        })?;
+        let bytes = if same {
+            v
         } else {
             let value: Value = sp.decode_value(&v).map_err(|e| {
                 CliError::data(format!("cannot decode with protocol '{}': {}", sp.name(), e)).context(ctx(&k))
             })?;
-            dst.insert(&k, &value).map_err(|e| CliError::from(e).context(ctx(&k)))?;
-        }
+            lossless::encode(dp, &value, a.lossy).map_err(|r| match r {
+                lossless::Refusal::Encode(e) => {
+                    CliError::data(format!("cannot encode with protocol '{}': {e}", dp.name()))
+                        .context(ctx(&k))
+                }
+                lossless::Refusal::Loss(what) => CliError::data(format!(
+                    "{what} with protocol '{}' (pass --lossy to accept that)",
+                    dp.name()
+                ))
+                .context(ctx(&k)),
+            })?
+        };
+        dst.backend_mut()?.insert(&k, &bytes).map_err(|e| CliError::from(e).context(ctx(&k)))?;
+        copied += 1;
         bar.inc(1);
     }
     dst.sync().map_err(|e| CliError::from(e).context(format!("syncing {}", a.dst.display())))?;
     bar.finish_and_clear();
-    let copied = dst.len()?;
-    if copied != total {
+    let in_dst = dst.len()?;
+    if copied != total || in_dst != total {
         return Err(CliError::data(format!(
-            "convert: {} has {total} keys but {} has {copied} after the copy",
+            "convert: {} has {total} keys but {copied} were read and the copy holds {in_dst} \
+             (nothing was written to {})",
             a.src.display(),
             a.dst.display()
         )));
@@ -458,6 +637,9 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
     let dst_backend = dst.backend()?.name();
     db::close(src, a.src)?;
     db::close(dst, a.dst)?;
+    if let Some(staged) = staged {
+        staged.commit(old)?;
+    }
     writeln!(
         out,
         "converted {total} keys: {} ({}, {}) -> {} ({dst_backend}, {}){}",
@@ -494,23 +676,51 @@ fn unsupported(s: &DynShelf, path: &Path, what: &str) -> Result<CliError, CliErr
     )))
 }
 
-/// `shelf check PATH [--repair]`.
+/// A check through a read-only handle, for engines whose own check needs a
+/// writable one (redb's may repair as it checks): every entry is read back,
+/// so a value that fails its checksum or cannot be read is a problem.
+fn read_back_check(s: &DynShelf) -> Result<shelf::CheckReport, CliError> {
+    let mut good = 0;
+    let mut problems = Vec::new();
+    for item in s.backend()?.iter()? {
+        match item {
+            Ok(_) => good += 1,
+            Err(e) => {
+                // An iterator that failed once may fail forever: stop.
+                problems.push(crate::error::chain(&e));
+                break;
+            }
+        }
+    }
+    Ok(shelf::CheckReport::new(good, problems, false))
+}
+
+/// `shelf check PATH [--repair]`: without `--repair` it opens with `r` and
+/// writes nothing.
 pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), CliError> {
+    if !repair {
+        opts.refuse_writing_flag("check (without --repair)")?;
+    }
     let mut s = opts.open_salvaging(path, if repair { Flag::Write } else { Flag::Read })?;
     if !s.capabilities()?.check {
         return Err(unsupported(&s, path, "check")?);
     }
+    let mut note = "";
     let report = match s.backend_mut()?.check(repair) {
-        // Some engines (redb) check only through a writable handle.
-        Err(shelf::Error::ReadOnly { .. }) if opts.flag.is_none() => {
-            db::close(s, path)?;
-            s = opts.open_salvaging(path, Flag::Write)?;
-            s.backend_mut()?.check(repair)?
+        // Some engines (redb) check only through a writable handle, and may
+        // repair while they check: read every entry back instead.
+        Err(shelf::Error::ReadOnly { .. }) if !repair => {
+            note =
+                " (every entry read back; the engine's own check needs --repair, which may change the file)";
+            read_back_check(&s)?
         }
         other => other?,
     };
     for p in &report.problems {
         writeln!(out, "problem: {p}").map_err(write_err)?;
+    }
+    for k in &report.dropped_keys {
+        writeln!(out, "dropped: {}", db::key_line(k)).map_err(write_err)?;
     }
     let verdict = if report.is_clean() {
         "ok"
@@ -521,12 +731,21 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
     };
     writeln!(
         out,
-        "{}: {verdict}, {} good entries, {} problems",
+        "{}: {verdict}, {} good entries, {} problems{note}",
         path.display(),
         report.good_entries,
         report.problems.len()
     )
     .map_err(write_err)?;
+    if repair {
+        let n = report.dropped_keys.len();
+        if n > 0 {
+            writeln!(out, "dropped {n} {}", if n == 1 { "key" } else { "keys" }).map_err(write_err)?;
+        } else if report.repaired {
+            writeln!(out, "dropped no keys that backend '{}' could name", s.backend()?.name())
+                .map_err(write_err)?;
+        }
+    }
     db::close(s, path)?;
     if report.is_clean() || report.repaired {
         Ok(())
@@ -539,20 +758,35 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
     }
 }
 
-/// `shelf compact PATH`.
+/// `shelf compact PATH`: the figures are measured on disk before opening
+/// and after closing, with one function, so they add up.
 pub fn compact(path: &Path, opts: &DbOpts, out: Out) -> Result<(), CliError> {
+    let before = db::size_on_disk(path);
     let mut s = opts.open(path, Flag::Write)?;
     if !s.capabilities()?.compact {
         return Err(unsupported(&s, path, "compact")?);
     }
-    let before = db::size_on_disk(path);
     let bar = db::progress(None, "compact");
     bar.enable_steady_tick(std::time::Duration::from_millis(100));
-    let reclaimed = s.backend_mut()?.compact();
+    let compacted = s.backend_mut()?.compact();
     bar.finish_and_clear();
-    let reclaimed = reclaimed?;
+    compacted?;
     db::close(s, path)?;
     let after = db::size_on_disk(path);
-    writeln!(out, "{}: reclaimed {reclaimed} bytes ({before} -> {after} bytes on disk)", path.display())
-        .map_err(write_err)
+    if after <= before {
+        writeln!(
+            out,
+            "{}: reclaimed {} bytes ({before} -> {after} bytes on disk)",
+            path.display(),
+            before - after
+        )
+    } else {
+        writeln!(
+            out,
+            "{}: reclaimed nothing; the files grew by {} bytes ({before} -> {after} bytes on disk)",
+            path.display(),
+            after - before
+        )
+    }
+    .map_err(write_err)
 }

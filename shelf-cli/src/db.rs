@@ -18,9 +18,11 @@ pub struct DbOpts {
     /// whichdb`); for a new database, instead of the preferred one.
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
-    /// The protocol values are stored with: pickle, bincode or json
-    /// (default: the one the shelf records, else pickle for Python formats
-    /// and for databases this command creates, else bincode).
+    /// The protocol values are stored with: pickle, bincode, json, or
+    /// bincode-varint for bincode shelves of dumb or dir written before
+    /// bincode moved to fixed-width integers (default: the one the shelf
+    /// records, else pickle for Python formats and for databases this
+    /// command creates, else bincode).
     #[arg(long, value_name = "P", value_parser = parse_protocol)]
     pub protocol: Option<Protocol>,
     /// The dbm flag: r (read-only), w (read-write), c (create if missing),
@@ -43,6 +45,32 @@ impl DbOpts {
     /// no `--flag` was given.
     pub fn open(&self, path: &Path, default_flag: Flag) -> Result<DynShelf, CliError> {
         open_with(path, self.backend.as_deref(), self.protocol, self.flag.unwrap_or(default_flag))
+    }
+
+    /// Opens the shelf at `path` with flag `r` for a command that only
+    /// reads, refusing a `--flag` that would write.
+    ///
+    /// # Errors
+    /// A usage error naming `cmd` for `--flag w`, `c` or `n`; open errors.
+    pub fn open_read(&self, cmd: &str, path: &Path) -> Result<DynShelf, CliError> {
+        self.refuse_writing_flag(cmd)?;
+        self.open(path, Flag::Read)
+    }
+
+    /// A usage error for a `--flag` that writes, given to `cmd`, which only
+    /// reads: `info --flag n` once emptied what it was pointed at.
+    ///
+    /// # Errors
+    /// For `--flag w`, `c` or `n`.
+    pub fn refuse_writing_flag(&self, cmd: &str) -> Result<(), CliError> {
+        let what = match self.flag {
+            None | Some(Flag::Read) => return Ok(()),
+            Some(Flag::Write) => "open the database for writing",
+            Some(Flag::Create) => "create a database where there is none",
+            Some(Flag::New) => "replace what is at the path with a new, empty database",
+        };
+        let flag = self.flag.map_or('r', Flag::as_char);
+        Err(CliError::usage(format!("{cmd} only reads: --flag {flag} would {what}; use r or leave it out")))
     }
 
     /// Like [`open`](Self::open), but a damaged database opens anyway (its

@@ -7,6 +7,7 @@
 //! | 2 | usage or unsupported: bad arguments, unknown backend or protocol, an operation the backend lacks, a refused overwrite |
 //! | 3 | data error: corrupt or undecodable stored data, malformed input |
 //! | 4 | environment: a locked database, permissions, other i/o failures |
+//! | 5 | internal error: a panic reached `main` (a bug; printed in one line, see `main.rs`) |
 //!
 //! Code 4 is ours: a locked database or a permission problem is neither the
 //! user's syntax nor bad data, and scripts want to retry it differently.

@@ -7,4 +7,6 @@ pub mod commands;
 pub mod db;
 pub mod error;
 pub mod json_value;
+pub mod lossless;
 pub mod plot;
+pub mod staged;

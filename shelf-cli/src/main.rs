@@ -4,13 +4,15 @@
 //!
 //! Exit codes: 0 ok, 1 not found (missing key or database), 2 usage or
 //! unsupported, 3 data error (corrupt, undecodable or malformed input),
-//! 4 environment (locked database, permissions, i/o). See `error.rs`.
+//! 4 environment (locked database, permissions, i/o), 5 internal error (a
+//! bug: a panic, reported in one line). See `error.rs`.
 
 use shelf_cli::{bench, commands, db};
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::{Parser, Subcommand};
 use shelf::{Flag, Protocol};
@@ -20,8 +22,12 @@ use shelf_cli::error::CliError;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 not found (missing key or database), 2 usage or unsupported,
-3 data error (corrupt, undecodable or malformed input), 4 locked database,
-permissions or other i/o failure.
+3 data error (corrupt, undecodable or malformed input, a value a protocol would
+change), 4 locked database, permissions or other i/o failure, 5 internal error
+(a bug in shelf; please report it).
+
+whichdb, info, keys, get, dump and check (without --repair) only read: they open
+with flag r and refuse --flag w, c or n.
 
 Keys on the command line and in output are text; a key that is not UTF-8 (or
 that starts with `$key:`) is written `$key:<base64>`, and `get`/`del` accept
@@ -37,6 +43,34 @@ naming their type: {\"$bytes\": base64}, {\"$bytearray\": base64},
 key starting with `$`), {\"$global\": [name, args]}. A value of a protocol that
 is not self-describing (bincode), or one that cannot be decoded, is
 {\"$raw\": base64}: the stored bytes, loaded back untouched.";
+
+const LOAD_HELP: &str = "\
+A new database (missing, or replaced with --flag n) is built under a temporary
+name beside PATH (.NAME.shelf-convert-PID) and moved into place only when
+complete: a failure or kill leaves no database (or the old one), never part of
+one. Into an existing database the keys go in as one atomic batch where the
+backend has them (redb, sled); on backends without (dumb, dir) they are stored
+one by one, and a failure or kill part-way leaves the keys before it stored.
+
+Each value is encoded with the shelf's protocol and decoded back; a value that
+would read back as something else (a tuple in JSON) stops the load naming the
+key and the loss, unless --lossy. A bincode shelf takes only {\"$raw\": ...}
+values (its bytes cannot be read back without Rust types), unless --lossy.
+
+The dump is one JSON object {key: value}; see `shelf dump --help` for its forms.";
+
+const CONVERT_HELP: &str = "\
+DST is built under a temporary name beside it (.NAME.shelf-convert-PID) and
+moved into place only when complete; with --flag n an existing DST is moved
+aside, the new one moved in, then the old one removed. A kill at any moment
+leaves no DST (or the old one) or the complete new one; leftovers of a killed
+run are removed by the next convert or load to the same DST.
+
+With another protocol, each value is re-encoded and decoded back: one that
+would change (2**100 as a string, a tuple as a list, bytes as a list of
+integers) stops the conversion naming the key and the loss, unless --lossy.
+bincode cannot be a target protocol for re-encoded values (they could not be
+read back without Rust types) unless --lossy.";
 
 /// The shelf command.
 #[derive(Debug, Parser)]
@@ -125,17 +159,22 @@ enum Command {
         db: DbOpts,
     },
     /// Store every key and value of a dump (read from stdin by default).
-    #[command(after_help = DUMP_HELP)]
+    #[command(after_help = LOAD_HELP)]
     Load {
         /// The database (created if missing).
         path: PathBuf,
         /// Read from FILE instead of stdin.
         #[arg(long = "in", value_name = "FILE")]
         input: Option<PathBuf>,
+        /// Store values the protocol would change (a tuple as a JSON list),
+        /// instead of refusing them.
+        #[arg(long)]
+        lossy: bool,
         #[command(flatten)]
         db: DbOpts,
     },
     /// Copy every key into a new database of another backend or protocol.
+    #[command(after_help = CONVERT_HELP)]
     Convert {
         /// The database to read.
         src: PathBuf,
@@ -156,6 +195,11 @@ enum Command {
         /// SRC's protocol, instead of the recorded or default one.
         #[arg(long, value_name = "P", value_parser = db::parse_protocol)]
         src_protocol: Option<Protocol>,
+        /// Write values DST's protocol would change (a tuple as a JSON list,
+        /// a big int as a string), or any value into bincode, instead of
+        /// refusing.
+        #[arg(long)]
+        lossy: bool,
     },
     /// Check the database for damage (exit 3 if damaged), where the backend can.
     Check {
@@ -194,8 +238,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Set { path, key, json, db } => commands::set(&path, &db, &key, &json),
         Command::Del { path, key, db } => commands::del(&path, &db, &key),
         Command::Dump { path, out: file, raw, db } => commands::dump(&path, &db, file.as_deref(), raw, out),
-        Command::Load { path, input, db } => commands::load(&path, &db, input.as_deref(), out),
-        Command::Convert { src, dst, backend, protocol, flag, src_backend, src_protocol } => {
+        Command::Load { path, input, lossy, db } => commands::load(&path, &db, input.as_deref(), lossy, out),
+        Command::Convert { src, dst, backend, protocol, flag, src_backend, src_protocol, lossy } => {
             commands::convert(
                 &commands::ConvertArgs {
                     src: &src,
@@ -205,6 +249,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     flag,
                     src_backend: src_backend.as_deref(),
                     src_protocol,
+                    lossy,
                 },
                 out,
             )
@@ -215,16 +260,56 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The message of the last panic, kept by the hook for [`main`] to print.
+static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Replaces the default panic hook (which prints `panicked at` and a
+/// backtrace hint) with one that only keeps the message. Engines' panics
+/// that a backend catches and turns into an error then print nothing; one
+/// that escapes is reported by [`main`] in one line.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        if let Ok(mut slot) = PANIC_MESSAGE.lock() {
+            *slot = Some(msg);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
-    // clap exits 2 on usage errors and 0 for --help/--version by itself.
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    quiet_panics();
+    let outcome = std::panic::catch_unwind(|| {
+        // clap exits 2 on usage errors and 0 for --help/--version by itself.
+        let cli = Cli::parse();
+        run(cli)
+    });
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             if !e.message.is_empty() {
                 eprintln!("shelf: {e}");
             }
             ExitCode::from(e.code() as u8)
         }
+        Err(payload) => {
+            let kept = PANIC_MESSAGE.lock().ok().and_then(|mut m| m.take());
+            let msg = kept
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            // One line: the message may hold line breaks of its own.
+            let msg = msg.replace(['\n', '\r'], " ");
+            eprintln!("shelf: internal error: {msg} (a bug; please report it)");
+            ExitCode::from(INTERNAL_ERROR)
+        }
     }
 }
+
+/// The exit code of a panic that reached `main`: a bug, not the user's
+/// input or environment.
+const INTERNAL_ERROR: u8 = 5;
