@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{BatchOp, Capabilities, KvBackend};
-use crate::error::{BoxError, Error, OpenError, show_key};
+use crate::error::{Error, OpenError, show_key};
 use crate::protocol::Protocol;
 
 /// The metadata entry that records a shelf's protocol.
@@ -60,17 +60,33 @@ impl ShelfOptions {
 /// A value in the writeback cache, kept as its own type so a shelf can cache
 /// values of different types under different keys.
 trait Cached: Send {
-    fn encode(&self, protocol: &Protocol) -> Result<Vec<u8>, BoxError>;
+    fn encode(&self, protocol: &Protocol, key: &[u8]) -> Result<Vec<u8>, Error>;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl<T: Serialize + Any + Send> Cached for T {
-    fn encode(&self, protocol: &Protocol) -> Result<Vec<u8>, BoxError> {
-        protocol.encode(self)
+    fn encode(&self, protocol: &Protocol, key: &[u8]) -> Result<Vec<u8>, Error> {
+        encode_with(protocol, key, self)
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+}
+
+/// Encodes the value of `key`, naming both in the error: the one place an
+/// [`Error::Encode`] is made.
+fn encode_with<T: Serialize + ?Sized>(protocol: &Protocol, key: &[u8], value: &T) -> Result<Vec<u8>, Error> {
+    protocol.encode(value).map_err(|source| Error::Encode {
+        key: show_key(key),
+        protocol: protocol.name(),
+        source,
+    })
+}
+
+/// A stored key as a `String`: the one place an [`Error::KeyNotUtf8`] is
+/// made.
+fn utf8_key(key: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(key).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) })
 }
 
 /// A persistent dictionary of serialized values: Python's `shelve.Shelf`.
@@ -258,11 +274,7 @@ impl<B: KvBackend> Shelf<B> {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &[u8], value: &T) -> Result<Vec<u8>, Error> {
-        self.protocol.encode(value).map_err(|source| Error::Encode {
-            key: show_key(key),
-            protocol: self.protocol.name(),
-            source,
-        })
+        encode_with(&self.protocol, key, value)
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T, Error> {
@@ -277,11 +289,7 @@ impl<B: KvBackend> Shelf<B> {
     fn current_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let backend = self.backend()?;
         match self.cache.get(key) {
-            Some(cached) => cached.encode(&self.protocol).map(Some).map_err(|source| Error::Encode {
-                key: show_key(key),
-                protocol: self.protocol.name(),
-                source,
-            }),
+            Some(cached) => cached.encode(&self.protocol, key).map(Some),
             None => backend.get(key),
         }
     }
@@ -420,10 +428,7 @@ impl<B: KvBackend> Shelf<B> {
     /// [`Error::KeyNotUtf8`] for a key that is not UTF-8 (use
     /// [`keys_raw`](Self::keys_raw)); backend errors.
     pub fn keys(&self) -> Result<Vec<String>, Error> {
-        self.keys_raw()?
-            .into_iter()
-            .map(|k| String::from_utf8(k).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) }))
-            .collect()
+        self.keys_raw()?.into_iter().map(utf8_key).collect()
     }
 
     /// Every key as raw bytes.
@@ -444,8 +449,7 @@ impl<B: KvBackend> Shelf<B> {
     ) -> Result<impl Iterator<Item = Result<(String, T), Error>> + '_, Error> {
         Ok(self.items_raw::<T>()?.map(|item| {
             let (k, v) = item?;
-            let k = String::from_utf8(k).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) })?;
-            Ok((k, v))
+            Ok((utf8_key(k)?, v))
         }))
     }
 
@@ -510,7 +514,7 @@ impl<B: KvBackend> Shelf<B> {
     pub fn pop_item<T: DeserializeOwned>(&mut self) -> Result<Option<(String, T)>, Error> {
         let first = self.backend()?.iter()?.next().transpose()?;
         let Some((key, _)) = first else { return Ok(None) };
-        let name = String::from_utf8(key.clone()).map_err(|_| Error::KeyNotUtf8 { key: show_key(&key) })?;
+        let name = utf8_key(key.clone())?;
         Ok(self.pop(&key)?.map(|v| (name, v)))
     }
 
@@ -571,11 +575,7 @@ impl<B: KvBackend> Shelf<B> {
         let protocol = self.protocol;
         let backend = self.backend.as_mut().ok_or(Error::Closed)?;
         for (key, cached) in &self.cache {
-            let bytes = cached.encode(&protocol).map_err(|source| Error::Encode {
-                key: show_key(key),
-                protocol: protocol.name(),
-                source,
-            })?;
+            let bytes = cached.encode(&protocol, key)?;
             backend.insert(key, &bytes)?;
         }
         // Only now: if a write failed, the cache still holds every change.
@@ -605,11 +605,7 @@ impl<B: KvBackend> Shelf<B> {
         for key in keys {
             let key = key.as_ref();
             if let Some(cached) = self.cache.get(key) {
-                let bytes = cached.encode(&protocol).map_err(|source| Error::Encode {
-                    key: show_key(key),
-                    protocol: protocol.name(),
-                    source,
-                })?;
+                let bytes = cached.encode(&protocol, key)?;
                 self.backend_mut()?.insert(key, &bytes)?;
                 self.cache.remove(key);
             }
@@ -807,11 +803,7 @@ impl Transaction {
     /// [`Error::Encode`].
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
         let key = key.as_ref();
-        let bytes = self.protocol.encode(value).map_err(|source| Error::Encode {
-            key: show_key(key),
-            protocol: self.protocol.name(),
-            source,
-        })?;
+        let bytes = encode_with(&self.protocol, key, value)?;
         self.ops.push((key.to_vec(), Some(bytes)));
         Ok(())
     }
