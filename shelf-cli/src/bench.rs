@@ -14,12 +14,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use shelf::{DynShelf, Flag, OpenOptions};
 
 use crate::db;
 use crate::error::CliError;
+use crate::report::{BackendResult, Report, Timing};
+use crate::rng::Rng;
 
 /// The workloads, in the order they run (each builds on the state the one
 /// before left).
@@ -64,86 +65,6 @@ pub struct BenchArgs {
     /// Skip the CPython reference row.
     #[arg(long)]
     pub no_python: bool,
-}
-
-/// One timed workload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Timing {
-    /// The workload's name.
-    pub workload: String,
-    /// Operations done (keys inserted, read, deleted...).
-    pub ops: u64,
-    /// Wall time in seconds.
-    pub seconds: f64,
-    /// `ops / seconds`.
-    pub ops_per_sec: f64,
-}
-
-/// Every figure of one backend (or of the Python row).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackendResult {
-    /// The backend's name (`python-dumb` for the reference row).
-    pub backend: String,
-    /// The protocol values were stored with.
-    pub protocol: String,
-    /// The timed workloads.
-    pub timings: Vec<Timing>,
-    /// Bytes on disk after the last sync.
-    pub bytes_after_sync: Option<u64>,
-    /// Bytes on disk after compact, where the backend compacts.
-    pub bytes_after_compact: Option<u64>,
-    /// Anything the reader of the figures should know.
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-/// The whole run, as `--json` writes it.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    /// Keys per workload.
-    pub n: usize,
-    /// Bytes per value.
-    pub value_size: usize,
-    /// The seed.
-    pub seed: u64,
-    /// `release` or `debug`.
-    pub build: &'static str,
-    /// CPU cores the machine reports.
-    pub cores: usize,
-    /// One entry per backend, the Python row last.
-    pub results: Vec<BackendResult>,
-    /// Why the Python row is missing, if it is.
-    pub python_skipped: Option<String>,
-}
-
-/// splitmix64: a tiny seeded generator, enough for values and shuffles and
-/// the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
-    }
-
-    fn shuffle<T>(&mut self, xs: &mut [T]) {
-        for i in (1..xs.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            xs.swap(i, j);
-        }
-    }
 }
 
 fn key(i: usize) -> String {

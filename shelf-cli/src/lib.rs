@@ -9,4 +9,6 @@ pub mod error;
 pub mod json_value;
 pub mod lossless;
 pub mod plot;
+pub mod report;
+pub mod rng;
 pub mod staged;

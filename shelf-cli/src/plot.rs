@@ -6,8 +6,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::bench::Report;
 use crate::error::CliError;
+use crate::report::Report;
 
 /// Colours that stay apart for the colour-blind (Okabe-Ito).
 const PALETTE: &[RGBColor] = &[
