@@ -54,23 +54,7 @@ pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliE
         stats.bytes_on_disk
     };
     let commit = if caps.commit_number { Some(backend.commit_number()?) } else { None };
-    let mut can = Vec::new();
-    for (on, name) in [
-        (caps.persistent, "persistent"),
-        (caps.ordered_keys, "ordered_keys"),
-        (caps.metadata, "metadata"),
-        (caps.python_format, "python_format"),
-        (caps.multi_process, "multi_process"),
-        (caps.atomic_batch, "atomic_batch"),
-        (caps.compact, "compact"),
-        (caps.check, "check"),
-        (caps.commit_number, "commit_number"),
-        (caps.path_keys, "path_keys"),
-    ] {
-        if on {
-            can.push(name);
-        }
-    }
+    let can: Vec<&str> = caps.enabled().collect();
     if json {
         let doc = serde_json::json!({
             "path": path.display().to_string(),

@@ -65,6 +65,42 @@ impl Capabilities {
         commit_number: false,
         path_keys: false,
     };
+
+    /// Every capability by its field name, with its value, in declaration
+    /// order: what `shelf info` lists. The destructuring below names every
+    /// field, so a capability added to the struct without a name here does
+    /// not compile.
+    pub fn fields(&self) -> [(&'static str, bool); 10] {
+        let Capabilities {
+            persistent,
+            ordered_keys,
+            metadata,
+            python_format,
+            multi_process,
+            atomic_batch,
+            compact,
+            check,
+            commit_number,
+            path_keys,
+        } = *self;
+        [
+            ("persistent", persistent),
+            ("ordered_keys", ordered_keys),
+            ("metadata", metadata),
+            ("python_format", python_format),
+            ("multi_process", multi_process),
+            ("atomic_batch", atomic_batch),
+            ("compact", compact),
+            ("check", check),
+            ("commit_number", commit_number),
+            ("path_keys", path_keys),
+        ]
+    }
+
+    /// The names of the capabilities that are on, in declaration order.
+    pub fn enabled(&self) -> impl Iterator<Item = &'static str> {
+        self.fields().into_iter().filter(|(_, on)| *on).map(|(name, _)| name)
+    }
 }
 
 /// How to open a database: CPython dbm's flags.
