@@ -13,128 +13,198 @@
 //! another protocol is named), commit numbers. Keys are paths
 //! ([`Capabilities::path_keys`]): a key that would escape the root (`..`, an
 //! absolute path), an empty key or component, a NUL byte, a key that is not
-//! UTF-8, or one whose last component starts with `.shelf-` (reserved for
-//! temporary files) is refused with [`Error::InvalidKey`]. No metadata is
-//! kept, so the directory stays a plain pickleshare database, and the
-//! protocol is not recorded. Keys are not ordered; `keys` lists them sorted.
+//! UTF-8, or one with a component starting with `.shelf-` (reserved for
+//! shelf's own files) is refused with [`Error::InvalidKey`]; a file whose
+//! name is not UTF-8 is not a key and is not listed. No metadata is kept,
+//! so the protocol is not recorded. Keys are not ordered; `keys` lists them
+//! sorted.
+//!
+//! ## Ownership
+//! The backend claims ([`Probe::Mine`]) only a directory it can prove is a
+//! database of its own: one holding its marker `ROOT/.shelf-dir`, or a
+//! pickleshare directory shelf did not create, where every regular file
+//! below the root (symlinks never followed) is a pickle of protocol 2 to 5
+//! and nothing else (no other file, no symlink, no special file) is there.
+//! A plain folder, a Git checkout or another engine's directory is
+//! [`Probe::Foreign`] and is never opened, written or emptied. An empty
+//! directory (or one holding only empty directories) is [`Probe::Absent`]:
+//! flag `c` or `n` adopts it by writing the marker, `r` and `w` find no
+//! database there. Every writable open writes the marker if it is missing,
+//! moves a legacy `ROOT.shelf-commit` into it, and removes temporary files
+//! left by killed writers. The `ROOT.shelf-commit` file older versions of
+//! shelf left beside a directory is no proof on its own: they wrote it
+//! beside any folder they were pointed at, so a folder with it but with
+//! other files than pickles stays [`Probe::Foreign`]. Flag `n` removes key files only (regular files
+//! below the root), never the marker, a symlink or anything outside.
+//!
+//! ## Confinement
+//! Every file operation is resolved beneath the root with `cap-std` (on
+//! Linux, `openat2` with `RESOLVE_BENEATH`), so no symlink or `..` inside
+//! the root, and no rename racing an operation, makes shelf read or write
+//! outside it. Symlinks that stay inside the root are followed, as
+//! pickleshare follows them; a key whose path leads out of the root
+//! through a symlink is refused by `get`, `contains`, `insert` and
+//! `remove` with [`Error::InvalidKey`] naming it. `keys`, `iter` and `len`
+//! never follow symlinks: a symlink is not a key (pickleshare, which
+//! follows them, may list more keys than shelf). Hard links cannot be told
+//! from ordinary files: a file hard-linked into the root from outside is a
+//! key like any other, and writing its key replaces the link (a rename),
+//! leaving the outside file as it was; removing it unlinks the root's name
+//! only.
 //!
 //! ## On-disk format
-//! `ROOT/KEY` holds the value's bytes, nothing else. The commit number lives
-//! beside the directory, in `ROOT.shelf-commit` (eight little-endian
-//! bytes), so that pickleshare, which treats every file under the root as a
-//! key, never sees it.
+//! `ROOT/KEY` holds the value's bytes, nothing else. `ROOT/.shelf-dir`, the
+//! marker, holds the commit number as a 14-byte pickle (protocol 2, a
+//! nine-byte `LONG1`, little-endian), so pickleshare, which lists every
+//! file under the root as a key, sees one extra key `.shelf-dir` whose
+//! value is an `int`. Temporary files `ROOT/.shelf-PID-N.tmp` exist while a
+//! value is being written, and a killed writer's are removed by the next
+//! writable open.
 //!
 //! ## Durability
 //! Better than pickleshare, which writes values in place so a concurrent
 //! reader can see a torn value (why it needs `waitget`): a value is written
-//! to a temporary file in the same directory and renamed over the key, so a
-//! reader sees the old value or the new one, never a mix, and a crash never
-//! leaves a half-written value under a key. Writes are visible at once and
+//! to a temporary file in the root and renamed over the key, so a reader
+//! sees the old value or the new one, never a mix, and a crash never leaves
+//! a half-written value under a key. Writes are visible at once and
 //! durable at [`KvBackend::flush`], which fsyncs every file written since
-//! the last flush and their directories. A crash before `flush` may lose
-//! recent writes (the rename may not have reached the disk) but never tears
-//! a value.
+//! the last flush and their directories, then counts a commit in the
+//! marker (in place, under a lock). A crash before `flush` may lose recent
+//! writes (the rename may not have reached the disk) but never tears a
+//! value.
+//!
+//! ## Limits
+//! Corruption inside a value cannot be detected (there is no checksum; the
+//! format is pickleshare's). A FIFO swapped in for a key file between the
+//! listing and the read makes that read wait for a writer.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use shelf_core::{
     BackendOptions, BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, OpenBackend, OpenError, Probe,
     StorageStats,
 };
 
+mod marker;
+mod scan;
+mod tmp;
+
+use marker::MarkerError;
+use scan::Scan;
+use tmp::RESERVED_PREFIX;
+
 /// The backend's registry name.
 pub const NAME: &str = "dir";
 
-/// Names starting with this are ours (temporary files), never keys.
-const RESERVED_PREFIX: &str = ".shelf-";
+/// The marker file shelf writes inside every directory it creates.
+pub const MARKER: &str = marker::MARKER;
 
 /// The longest file name Linux file systems take.
 const NAME_MAX: usize = 255;
 
-/// Makes temporary file names unique within the process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Why a key that resolves out of the root is refused.
+const ESCAPES: &str = "it leads outside the root through a symlink";
 
 /// A pickleshare-compatible directory of one file per key.
 #[derive(Debug)]
 pub struct DirBackend {
     root: PathBuf,
+    /// The root, opened once: every path is resolved beneath it.
+    dir: Dir,
     read_only: bool,
     closed: bool,
     mode: u32,
-    /// Files and directories written since the last flush, to fsync then.
+    /// Files and directories (relative to the root; empty for the root)
+    /// written since the last flush, to fsync then.
     dirty: BTreeSet<PathBuf>,
 }
 
-/// What is at `path` for this backend: a directory is a pickleshare
-/// database (pickleshare's own rule: every file below it is a key), unless
-/// it is a sled database (a `conf` and a `db` file inside).
+/// What is at `path` for this backend (see the crate docs, "Ownership"):
+/// [`Probe::Mine`] for a directory with shelf's marker or only pickles
+/// below it; [`Probe::Absent`] for nothing
+/// or an empty directory; [`Probe::Foreign`] for anything else. Reads
+/// only.
 pub fn probe(path: &Path) -> Probe {
-    match fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            if path.join("conf").is_file() && path.join("db").is_file() {
-                Probe::Foreign
-            } else {
-                Probe::Mine
-            }
-        }
-        Ok(_) => Probe::Foreign,
-        Err(_) => Probe::Absent,
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Probe::Foreign,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Probe::Absent,
+        // Something is there that cannot be looked at: never claim it.
+        Err(_) => return Probe::Foreign,
+    }
+    let Ok(dir) = Dir::open_ambient_dir(path, ambient_authority()) else { return Probe::Foreign };
+    if marker::present(&dir) {
+        return Probe::Mine;
+    }
+    match scan::scan(&dir) {
+        Scan::Pickles => Probe::Mine,
+        Scan::Empty => Probe::Absent,
+        // A shelf in another process may have made its marker and written a
+        // first non-pickle value since we looked.
+        Scan::Other if marker::present(&dir) => Probe::Mine,
+        Scan::Other => Probe::Foreign,
     }
 }
 
-fn commit_file(root: &Path) -> PathBuf {
-    let mut name = root.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "db".into());
-    name.push(".shelf-commit");
-    root.with_file_name(name)
+/// Whether `e` is cap-std's refusal of a path that resolves out of the
+/// root (the kernel's `EXDEV` from `RESOLVE_BENEATH`, or cap-std's own
+/// check): a `PermissionDenied` that carries no OS error code, unlike a
+/// real `EACCES`.
+fn is_escape(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied && e.raw_os_error().is_none()
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::io(path, source)
+/// A missing key: nothing at the path, or a file where a directory of the
+/// path should be.
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+}
+
+fn open_failed(path: &Path, source: Error) -> OpenError {
+    match source {
+        // A damaged marker: the database is damaged, not the engine failing.
+        Error::Corrupted { path, detail } => OpenError::Corrupted { path, detail },
+        source => OpenError::Backend { backend: NAME, path: path.to_owned(), source: Box::new(source) },
+    }
 }
 
 impl DirBackend {
-    /// Opens the directory at `path` with dbm's flags: `r` and `w` need it
-    /// to exist; `c` creates it; `n` empties it first, removing every key
-    /// (every file below it, as pickleshare's `clear()` would).
+    /// Opens the directory at `path` with dbm's flags: `r` and `w` need a
+    /// database there; `c` creates one (or adopts an empty directory); `n`
+    /// empties one first, removing every key file.
     ///
     /// # Errors
-    /// [`OpenError::NotFound`], [`OpenError::Undetectable`] when a file or a
-    /// sled database is at `path`, I/O errors naming the path.
+    /// [`OpenError::NotFound`]; [`OpenError::Undetectable`] when a file, or
+    /// a directory that is not a database of this backend, is at `path`
+    /// (nothing is then written); I/O errors naming the path.
     pub fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
         match probe(path) {
             Probe::Foreign => return Err(OpenError::Undetectable { path: path.to_owned() }),
             Probe::Absent if !options.flag.creates() => {
                 return Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() });
             }
-            Probe::Absent => {
-                fs::create_dir_all(path).map_err(|e| OpenError::io(path, e))?;
-            }
+            Probe::Absent => std::fs::create_dir_all(path).map_err(|e| OpenError::io(path, e))?,
             Probe::Mine => {}
         }
+        let dir = Dir::open_ambient_dir(path, ambient_authority()).map_err(|e| OpenError::io(path, e))?;
         let mut backend = DirBackend {
             root: path.to_owned(),
+            dir,
             read_only: options.flag == Flag::Read,
             closed: false,
             mode: options.mode,
             dirty: BTreeSet::new(),
         };
+        if options.flag.is_writable() {
+            backend.claim().map_err(|e| open_failed(path, e))?;
+        }
         if options.flag == Flag::New {
-            let keys = backend.keys().map_err(|e| OpenError::Backend {
-                backend: NAME,
-                path: path.to_owned(),
-                source: Box::new(e),
-            })?;
-            for key in keys {
-                backend.remove(&key).map_err(|e| OpenError::Backend {
-                    backend: NAME,
-                    path: path.to_owned(),
-                    source: Box::new(e),
-                })?;
+            for key in backend.walk().map_err(|e| open_failed(path, e))? {
+                backend.remove(&key).map_err(|e| open_failed(path, e))?;
             }
         }
         Ok(backend)
@@ -143,6 +213,26 @@ impl DirBackend {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Makes the directory provably ours at a writable open: the marker
+    /// (holding a legacy commit number, if any), and no temporary files
+    /// left by killed writers.
+    fn claim(&mut self) -> Result<(), Error> {
+        marker::ensure(&self.dir, self.mode, 0).map_err(|e| Error::io(self.root.join(MARKER), e))?;
+        marker::migrate_legacy(&self.dir, &self.root, self.mode).map_err(|e| self.marker_err(e))?;
+        // A damaged marker would fail the first flush: say so now.
+        marker::read(&self.dir).map_err(|e| self.marker_err(e))?;
+        tmp::remove_stale(&self.dir).map_err(|e| Error::io(&self.root, e))?;
+        Ok(())
+    }
+
+    fn marker_err(&self, e: MarkerError) -> Error {
+        let path = self.root.join(MARKER);
+        match e {
+            MarkerError::Io(e) => Error::io(path, e),
+            MarkerError::Damaged(detail) => Error::Corrupted { path, detail },
+        }
     }
 
     fn live(&self) -> Result<(), Error> {
@@ -154,8 +244,10 @@ impl DirBackend {
         if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
     }
 
-    /// The file of `key`, refusing keys that are no safe relative path.
-    fn path_of(&self, key: &[u8]) -> Result<PathBuf, Error> {
+    /// The file of `key`, relative to the root, refusing keys that are no
+    /// safe relative path. (Where the path then leads is cap-std's to
+    /// confine; this only keeps the key's own text well-formed.)
+    fn rel_path(key: &[u8]) -> Result<PathBuf, Error> {
         let bad =
             |reason: &str| Error::InvalidKey { key: shelf_core::show_key(key), reason: reason.to_owned() };
         let text =
@@ -169,7 +261,7 @@ impl DirBackend {
         if text.starts_with('/') || text.ends_with('/') {
             return Err(bad("a dir key cannot start or end with '/'"));
         }
-        let mut path = self.root.clone();
+        let mut path = PathBuf::new();
         for part in text.split('/') {
             match part {
                 "" => return Err(bad("a dir key cannot have an empty path component")),
@@ -177,71 +269,91 @@ impl DirBackend {
                 p if p.len() > NAME_MAX => {
                     return Err(bad("a dir key component is longer than 255 bytes, the file name limit"));
                 }
+                // Any component, not only the last: listings skip reserved
+                // names, so a key below one would never be listed.
+                p if p.starts_with(RESERVED_PREFIX) => {
+                    return Err(bad("names starting with '.shelf-' are reserved for shelf's own files"));
+                }
                 _ => path.push(part),
             }
-        }
-        // Belt and braces: what we built must stay below the root.
-        if !Path::new(text).components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(bad("a dir key must stay below the root"));
-        }
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(RESERVED_PREFIX)) {
-            return Err(bad("names starting with '.shelf-' are reserved for temporary files"));
         }
         Ok(path)
     }
 
-    /// Writes `value` to a temporary file beside `path` and renames it into
-    /// place, so readers in any process see the old or the new value whole.
-    fn write_atomically(&mut self, path: &Path, value: &[u8]) -> Result<(), Error> {
-        let dir = path.parent().unwrap_or(&self.root).to_owned();
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        // Short and independent of the key, so any key whose name fits the
-        // file system's limit also has a temporary name that fits.
-        let tmp = dir.join(format!(
-            "{RESERVED_PREFIX}{}-{}.tmp",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+    /// The error for an operation on `key` that failed with `e`.
+    fn key_err(&self, key: &[u8], rel: &Path, e: io::Error) -> Error {
+        if is_escape(&e) {
+            Error::InvalidKey { key: shelf_core::show_key(key), reason: ESCAPES.to_owned() }
+        } else {
+            Error::io(self.root.join(rel), e)
+        }
+    }
+
+    /// Refuses `key` when its path resolves out of the root.
+    fn check_inside(&self, key: &[u8], rel: &Path) -> Result<(), Error> {
+        match self.dir.metadata(rel) {
+            Ok(_) => Ok(()),
+            Err(e) if is_missing(&e) => Ok(()),
+            Err(e) => Err(self.key_err(key, rel, e)),
+        }
+    }
+
+    /// Writes `value` to a temporary file in the root and renames it over
+    /// `rel`, so readers in any process see the old or the new value whole.
+    fn write_atomically(&mut self, key: &[u8], rel: &Path, value: &[u8]) -> Result<(), Error> {
+        self.check_inside(key, rel)?;
+        let parent = rel.parent().unwrap_or(Path::new("")).to_owned();
+        if !parent.as_os_str().is_empty() {
+            self.dir.create_dir_all(&parent).map_err(|e| self.key_err(key, &parent, e))?;
+        }
+        let (tmp, f) = tmp::create(&self.dir, self.mode).map_err(|e| Error::io(&self.root, e))?;
         let written = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(self.mode)
-                .open(&tmp)
-                .map_err(io_err(&tmp))?;
-            f.write_all(value).map_err(io_err(&tmp))?;
-            fs::rename(&tmp, path).map_err(io_err(path))
+            use std::io::Write;
+            (&f).write_all(value).map_err(|e| Error::io(self.root.join(&tmp), e))?;
+            self.dir.rename(&tmp, &self.dir, rel).map_err(|e| self.key_err(key, rel, e))
         })();
+        drop(f);
         if written.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.dir.remove_file(&tmp);
         }
         written?;
-        self.dirty.insert(path.to_owned());
-        self.dirty.insert(dir);
+        self.dirty.insert(rel.to_owned());
+        self.dirty.insert(parent);
         Ok(())
     }
 
-    /// Every key below the root, sorted, skipping our temporary files.
+    /// Every key below the root, sorted: regular files whose names are
+    /// UTF-8 and not reserved. Symlinks are never followed nor listed.
     fn walk(&self) -> Result<Vec<Vec<u8>>, Error> {
         let mut keys = Vec::new();
-        let mut stack = vec![(self.root.clone(), String::new())];
+        let root = self.dir.try_clone().map_err(|e| Error::io(&self.root, e))?;
+        let mut stack = vec![(root, String::new())];
         while let Some((dir, prefix)) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
+            let here = self.root.join(&prefix);
+            let entries = match dir.entries() {
                 Ok(e) => e,
-                // Another process removed a subdirectory meanwhile.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && dir != self.root => continue,
-                Err(e) => return Err(Error::io(&dir, e)),
+                Err(e) => return Err(Error::io(&here, e)),
             };
             for entry in entries {
-                let entry = entry.map_err(io_err(&dir))?;
+                let entry = entry.map_err(|e| Error::io(&here, e))?;
                 let Ok(name) = entry.file_name().into_string() else { continue };
                 if name.starts_with(RESERVED_PREFIX) {
                     continue;
                 }
-                let kind = entry.file_type().map_err(io_err(&entry.path()))?;
                 let key = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                let kind = match entry.file_type() {
+                    Ok(k) => k,
+                    // Removed by another process since the listing.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(self.root.join(&key), e)),
+                };
                 if kind.is_dir() {
-                    stack.push((entry.path(), key));
+                    match entry.open_dir() {
+                        Ok(sub) => stack.push((sub, key)),
+                        // Removed, or swapped for something else, meanwhile.
+                        Err(e) if is_missing(&e) => {}
+                        Err(e) => return Err(Error::io(self.root.join(&key), e)),
+                    }
                 } else if kind.is_file() {
                     keys.push(key.into_bytes());
                 }
@@ -251,41 +363,33 @@ impl DirBackend {
         Ok(keys)
     }
 
-    fn read_value(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-        let mut f = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(path, e)),
+    /// The bytes of the file at `rel`; `None` when there is none (or a
+    /// directory is there: `paths` when `paths/x` is a key).
+    fn read_value(&self, rel: &Path) -> io::Result<Option<Vec<u8>>> {
+        let f = match self.dir.open(rel) {
+            Ok(f) => f.into_std(),
+            Err(e) if is_missing(&e) || e.kind() == io::ErrorKind::IsADirectory => return Ok(None),
+            Err(e) => return Err(e),
         };
-        if f.metadata().map_err(io_err(path))?.is_dir() {
+        let meta = f.metadata()?;
+        if meta.is_dir() {
             return Ok(None);
         }
+        if !meta.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+        }
         let mut buf = Vec::new();
-        match f.read_to_end(&mut buf) {
+        match (&f).read_to_end(&mut buf) {
             Ok(_) => Ok(Some(buf)),
-            // A directory opened as a file: `paths` when `paths/x` is a key.
-            Err(e) if e.raw_os_error() == Some(21) => Ok(None),
-            Err(e) => Err(Error::io(path, e)),
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     fn bump_commit(&self) -> Result<(), Error> {
-        let path = commit_file(&self.root);
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(self.mode)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        // The lock makes read-increment-write atomic across processes.
-        f.lock().map_err(io_err(&path))?;
-        let mut buf = [0u8; 8];
-        let n = f.read(&mut buf).map_err(io_err(&path))?;
-        let current = if n == 8 { u64::from_le_bytes(buf) } else { 0 };
-        f.write_all_at(&(current + 1).to_le_bytes(), 0).map_err(io_err(&path))?;
-        f.sync_all().map_err(io_err(&path))?;
+        // A marker removed by hand since the open is made again.
+        marker::ensure(&self.dir, self.mode, 0).map_err(|e| Error::io(self.root.join(MARKER), e))?;
+        marker::update(&self.dir, |n| n.saturating_add(1)).map_err(|e| self.marker_err(e))?;
         Ok(())
     }
 }
@@ -319,36 +423,42 @@ impl KvBackend for DirBackend {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         self.live()?;
-        Self::read_value(&self.path_of(key)?)
+        let rel = Self::rel_path(key)?;
+        self.read_value(&rel).map_err(|e| self.key_err(key, &rel, e))
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
         self.live()?;
-        Ok(self.path_of(key)?.is_file())
+        let rel = Self::rel_path(key)?;
+        match self.dir.metadata(&rel) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(self.key_err(key, &rel, e)),
+        }
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.writable("insert")?;
-        let path = self.path_of(key)?;
-        self.write_atomically(&path, value)
+        let rel = Self::rel_path(key)?;
+        self.write_atomically(key, &rel, value)
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
         self.writable("remove")?;
-        let path = self.path_of(key)?;
-        if !path.is_file() {
+        let rel = Self::rel_path(key)?;
+        if !self.contains(key)? {
             return Ok(false);
         }
-        match fs::remove_file(&path) {
+        // Unlinks the name inside the root (a symlink that stays inside is
+        // removed itself, never its target).
+        match self.dir.remove_file(&rel) {
             Ok(()) => {
-                if let Some(dir) = path.parent() {
-                    self.dirty.insert(dir.to_owned());
-                }
+                self.dirty.insert(rel.parent().unwrap_or(Path::new("")).to_owned());
                 Ok(true)
             }
             // Another process removed it first: as pickleshare, it won.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(&path, e)),
+            Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(self.key_err(key, &rel, e)),
         }
     }
 
@@ -366,11 +476,16 @@ impl KvBackend for DirBackend {
         self.live()?;
         let keys = self.walk()?;
         Ok(Box::new(keys.into_iter().filter_map(move |k| {
-            // A key removed by another process since the listing is skipped.
-            match self.path_of(&k).and_then(|p| Self::read_value(&p)) {
+            let rel = match Self::rel_path(&k) {
+                Ok(rel) => rel,
+                Err(e) => return Some(Err(e)),
+            };
+            // A key removed by another process since the listing is
+            // skipped; any other failure to read it is reported, naming it.
+            match self.read_value(&rel) {
                 Ok(Some(v)) => Some(Ok((k, v))),
                 Ok(None) => None,
-                Err(e) => Some(Err(e)),
+                Err(e) => Some(Err(self.key_err(&k, &rel, e))),
             }
         })))
     }
@@ -380,13 +495,19 @@ impl KvBackend for DirBackend {
         if self.dirty.is_empty() {
             return Ok(());
         }
-        for path in std::mem::take(&mut self.dirty) {
-            match File::open(&path) {
-                Ok(f) => f.sync_all().map_err(io_err(&path))?,
-                // Removed since by us or by another process: nothing to make durable.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&path, e)),
-            }
+        for rel in std::mem::take(&mut self.dirty) {
+            let synced = if rel.as_os_str().is_empty() {
+                marker::sync_dir(&self.dir)
+            } else {
+                match self.dir.open(&rel) {
+                    Ok(f) => f.sync_all(),
+                    // Removed since by us or by another process: nothing to
+                    // make durable.
+                    Err(e) if is_missing(&e) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            };
+            synced.map_err(|e| Error::io(self.root.join(&rel), e))?;
         }
         self.bump_commit()
     }
@@ -421,12 +542,11 @@ impl KvBackend for DirBackend {
 
     fn commit_number(&self) -> Result<u64, Error> {
         self.live()?;
-        let path = commit_file(&self.root);
-        match fs::read(&path) {
-            Ok(b) if b.len() == 8 => Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
-            Ok(_) => Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(Error::io(&path, e)),
+        match marker::read(&self.dir).map_err(|e| self.marker_err(e))? {
+            Some(n) => Ok(n),
+            // A directory of an older shelf opened read-only (so not
+            // migrated), or a pickleshare directory never written by shelf.
+            None => Ok(marker::read_legacy(&self.root).unwrap_or(0)),
         }
     }
 
@@ -435,9 +555,13 @@ impl KvBackend for DirBackend {
         let mut bytes = 0;
         let mut files = Vec::new();
         for k in self.walk()? {
-            let p = self.path_of(&k)?;
-            bytes += fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            files.push(p);
+            let rel = Self::rel_path(&k)?;
+            bytes += self.dir.symlink_metadata(&rel).map(|m| m.len()).unwrap_or(0);
+            files.push(self.root.join(rel));
+        }
+        if let Ok(m) = self.dir.symlink_metadata(MARKER) {
+            bytes += m.len();
+            files.push(self.root.join(MARKER));
         }
         Ok(StorageStats::new(bytes, None, files))
     }

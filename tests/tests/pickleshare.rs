@@ -70,7 +70,8 @@ fn rust_writes_pickleshare_reads() {
     let script = "import sys\nfrom pickleshare import PickleShareDB\ndb = PickleShareDB(sys.argv[1])\n\
                   assert db['hello'] == 15\nassert db['aku ankka'] == [1, 2, 313]\n\
                   assert db['paths/are/ok/key'] == [1, (5, 46)]\n\
-                  assert sorted(db.keys()) == ['aku ankka', 'hello', 'myobjects/test/foo', 'paths/are/ok/key'], db.keys()\n\
+                  assert sorted(db.keys()) == ['.shelf-dir', 'aku ankka', 'hello', 'myobjects/test/foo', 'paths/are/ok/key'], db.keys()\n\
+                  assert isinstance(db['.shelf-dir'], int), 'the marker is a pickled int (the commit number)'\n\
                   assert db.keys('paths/*') == [], db.keys('paths/*')\n\
                   lnk = db.getlink('myobjects/test')\nassert lnk.foo == 2\nprint('ok')\n";
     assert_eq!(py.run(script, &[scratch.path.to_str().unwrap()]).unwrap().trim(), "ok");
