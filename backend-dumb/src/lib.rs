@@ -17,8 +17,37 @@
 //!
 //! Beside them this backend keeps `NAME.shelf-commit`, eight bytes holding
 //! the commit number, which is also the writers' lock file. CPython ignores
-//! it. A compaction uses `NAME.dat.shelf-compact` and
-//! `NAME.dir.shelf-compact` while it runs.
+//! it. A commit writes `NAME.dir.shelf-tmp`, in-place overwrites keep an
+//! undo journal `NAME.shelf-journal`, and a compaction uses
+//! `NAME.dat.shelf-compact` and `NAME.dir.shelf-compact` while it runs. A
+//! failed commit or compaction (a full disk) removes its temporary files;
+//! after a crash the next writer open rolls back or finishes what they
+//! hold and removes them.
+//!
+//! ## Beside CPython: `.bak`
+//! CPython's `_commit` (3.11 to 3.13) deletes `.bak`, renames `.dir` to
+//! `.bak`, then writes a new `.dir` in place through an 8 KiB buffer; it
+//! takes no lock. A reader can so meet `.dir` missing, empty, or cut
+//! short. CPython itself never reads `.bak` (its `_update` fails on a
+//! missing `.dir` with `r`/`w`, and with `c` starts an empty index).
+//! This backend:
+//! - detects `NAME.dat` with no `.dir` but a `.bak` that is a dumb index as
+//!   a dumb database ([`probe`]);
+//! - as a reader, waits up to [`SETTLE_WAIT`] for a `.dir` that is missing,
+//!   changing, cut short, or shorter than `.bak` while fresh, then reads
+//!   `.bak` when it is whole; a `.dir` that stays cut short without
+//!   changing is damage, reported as [`OpenError::Corrupted`];
+//! - as a writer, adopts `.bak` when `.dir` is missing, writes `.dir` from
+//!   it and keeps `.bak`.
+//!
+//! Values CPython overwrites in place can still be read half-old by an
+//! index that names the old size: CPython's format cannot tell.
+//!
+//! ## Flag `n`
+//! Like CPython's, it deletes the database's files, but only when they are
+//! a dumb database (or absent): a `NAME.dat` beside no index, or a
+//! `NAME.dir` that is not a dumb index (ndbm's), is refused with
+//! [`OpenError::Undetectable`] and left untouched.
 //!
 //! ## Better than CPython, still readable by it
 //! - The index is kept in memory (about 45 bytes plus the key per entry)
@@ -158,24 +187,78 @@ impl Paths {
 
 /// `dbm.whichdb`'s test: `NAME.dat` exists and `NAME.dir` is empty or
 /// starts with a quote. A `.dat` without such a `.dir` is someone else's
-/// file ([`Probe::Foreign`]).
+/// file ([`Probe::Foreign`]), unless `.dir` is missing and `NAME.bak` is a
+/// whole dumb index: CPython's `_commit` renames `.dir` to `.bak` before it
+/// writes a new `.dir`, so a reader can meet that state beside a CPython
+/// writer (or after a crash in it). CPython's own `whichdb` says `None`
+/// there; this backend reads `.bak`, as its open does.
 pub fn probe(path: &Path) -> Probe {
     let paths = Paths::new(path);
     if fs::metadata(&paths.dat).is_err() {
         return Probe::Absent;
     }
-    let Ok(meta) = fs::metadata(&paths.dir) else { return Probe::Foreign };
-    if !meta.is_file() {
-        return Probe::Foreign;
+    // A few tries see through a commit in progress: `.dir` renamed away
+    // after it was looked for, `.bak` unlinked by the next commit.
+    for _ in 0..4 {
+        let file = match File::open(&paths.dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::read(&paths.bak) {
+                Ok(text) if is_index_text(&text) => return Probe::Mine,
+                Ok(_) => return Probe::Foreign,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => return Probe::Foreign,
+            },
+            Err(_) => return Probe::Foreign,
+        };
+        let Ok(meta) = file.metadata() else { return Probe::Foreign };
+        if !meta.is_file() {
+            return Probe::Foreign;
+        }
+        if meta.len() == 0 {
+            return Probe::Mine;
+        }
+        let mut first = [0u8; 1];
+        return match file.read_exact_at(&mut first, 0) {
+            Ok(()) if matches!(first[0], b'\'' | b'"') => Probe::Mine,
+            _ => Probe::Foreign,
+        };
     }
-    if meta.len() == 0 {
-        return Probe::Mine;
+    Probe::Foreign
+}
+
+/// Whether `text` is a dumb index: every line a `key, (pos, siz)` entry or
+/// blank, except perhaps a last line cut short (a crash mid-write).
+fn is_index_text(text: &[u8]) -> bool {
+    // `dbm.whichdb`'s test first: a non-empty index starts with a quote.
+    if text.first().is_some_and(|b| !matches!(b, b'\'' | b'"')) {
+        return false;
     }
-    let mut first = [0u8; 1];
-    match File::open(&paths.dir).and_then(|f| f.read_exact_at(&mut first, 0)) {
-        Ok(()) if matches!(first[0], b'\'' | b'"') => Probe::Mine,
-        _ => Probe::Foreign,
+    let mut lines = format::lines(text).peekable();
+    while let Some((_, line)) = lines.next() {
+        let ok = format::parse_simple(line).is_some() || format::parse_line(line).is_ok();
+        if !ok && (lines.peek().is_some() || text.ends_with(b"\n")) {
+            return false;
+        }
     }
+    true
+}
+
+/// Whether an index file at `path` is absent or a dumb index (flag `n`
+/// deletes only those).
+fn absent_or_index(path: &Path) -> bool {
+    match fs::read(path) {
+        Ok(text) => is_index_text(&text),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// A creation by this backend killed before it wrote `.dir`: an empty
+/// `.dat`, no index, and the `.shelf-commit` file it creates first.
+fn interrupted_creation(paths: &Paths) -> bool {
+    fs::metadata(&paths.dat).is_ok_and(|m| m.is_file() && m.len() == 0)
+        && fs::symlink_metadata(&paths.dir).is_err()
+        && fs::symlink_metadata(&paths.bak).is_err()
+        && paths.commit.is_file()
 }
 
 /// What can change under `&self` (a reader reloads the index when another
@@ -240,8 +323,17 @@ pub struct DumbBackend {
     /// Whether this writer holds the exclusive `.dat` lock that allows
     /// in-place overwrites (see the crate docs).
     in_place: bool,
-    /// Problems skipped by a salvaging open, for `check`.
-    salvaged: Vec<String>,
+    /// What a salvaging open skipped, for `check`.
+    salvaged: Salvaged,
+}
+
+/// What a salvaging open skipped.
+#[derive(Debug, Default, Clone)]
+struct Salvaged {
+    /// One line per bad `.dir` line.
+    problems: Vec<String>,
+    /// The keys of lines that parsed but whose values are lost.
+    keys: Vec<Vec<u8>>,
 }
 
 fn corrupted(path: &Path, detail: String) -> OpenError {
@@ -296,8 +388,72 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 struct LoadedIndex {
     index: Index,
     problems: Vec<String>,
+    /// Keys whose lines parsed but whose values are lost (a salvaging
+    /// open skipped them), for `check` to name.
+    dropped: Vec<Vec<u8>>,
     /// The length of `.dat` the entries were checked against.
     dat_len: u64,
+    /// The file's last line has no line end: CPython may be writing it.
+    unterminated: bool,
+    /// The file changed while it was read (its size or mtime moved).
+    changed: bool,
+    /// The file as it was opened.
+    stamp: Stamp,
+}
+
+/// Why [`load_index`] failed.
+struct IndexError {
+    error: OpenError,
+    /// The bad line was the file's last one (a write cut short looks so).
+    last_line: bool,
+}
+
+impl From<OpenError> for IndexError {
+    fn from(error: OpenError) -> Self {
+        IndexError { error, last_line: false }
+    }
+}
+
+/// What tells one state of a file from another: identity, size, mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// When the file was last written or renamed.
+    fn latest(&self) -> (i64, i64) {
+        self.mtime.max(self.ctime)
+    }
+
+    /// Written or renamed less than `within` ago (a program may still be
+    /// writing it).
+    fn fresh(&self, within: Duration) -> bool {
+        let latest = self.latest();
+        let nanos = i128::from(latest.0) * 1_000_000_000 + i128::from(latest.1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        now - nanos < i128::try_from(within.as_nanos()).unwrap_or(i128::MAX)
+    }
+}
+
+fn stamp(path: &Path) -> io::Result<Stamp> {
+    fs::metadata(path).map(|m| Stamp::of(&m))
 }
 
 /// Reads the index at `dir_path`, checking each entry against the length
@@ -312,18 +468,20 @@ fn load_index(
     dat_path: &Path,
     dat_len: &dyn Fn() -> Result<u64, OpenError>,
     salvage: bool,
-) -> Result<LoadedIndex, OpenError> {
+) -> Result<LoadedIndex, IndexError> {
     let file = File::open(dir_path).map_err(open_err(dir_path))?;
     let dat_len = dat_len()?;
-    let size = file.metadata().map_err(open_err(dir_path))?.len();
+    let start = Stamp::of(&file.metadata().map_err(open_err(dir_path))?);
     // Lines of short keys take 30 to 40 bytes: size the index once rather
     // than rehash it as it grows (an overestimate costs a little memory).
-    let guess = usize::try_from(size / 30).unwrap_or(0);
+    let guess = usize::try_from(start.len / 30).unwrap_or(0);
     let mut index = Index::with_capacity(guess, guess * 16);
     let mut problems = Vec::new();
-    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut dropped = Vec::new();
+    let mut reader = BufReader::with_capacity(1 << 16, &file);
     let mut chunk = Vec::new();
     let mut number = 0usize;
+    let mut unterminated = false;
     loop {
         chunk.clear();
         let n = reader.read_until(b'\n', &mut chunk).map_err(open_err(dir_path))?;
@@ -332,6 +490,9 @@ fn load_index(
         }
         if chunk.last() == Some(&b'\n') {
             chunk.pop();
+            unterminated = false;
+        } else {
+            unterminated = true;
         }
         // A `\n`-terminated chunk may still hold `\r` line breaks
         // (universal newlines); an empty chunk is one blank line.
@@ -340,7 +501,7 @@ fn load_index(
             number += 1;
             continue;
         }
-        for (_, line) in pieces {
+        while let Some((_, line)) = pieces.next() {
             number += 1;
             if let Some((key, pos, siz)) = format::parse_simple(line)
                 && pos.checked_add(siz).is_some_and(|end| end <= dat_len)
@@ -348,32 +509,62 @@ fn load_index(
                 index.set(key, pos, siz);
                 continue;
             }
-            let problem = match format::parse_line(line) {
+            let (problem, lost) = match format::parse_line(line) {
                 Ok(Line::Blank) => continue,
                 Ok(Line::Entry { key, pos, siz }) => match pos.checked_add(siz) {
                     Some(end) if end <= dat_len => {
                         if key.len() > index::MAX_KEY_LEN {
-                            format!("key of {} bytes is too long", key.len())
+                            (format!("key of {} bytes is too long", key.len()), None)
                         } else {
                             index.set(&key, pos, siz);
                             continue;
                         }
                     }
-                    _ => format!(
-                        "key {} points past the end of {} ({pos} + {siz} > {dat_len} bytes)",
-                        show_key(&key),
-                        dat_path.display()
+                    _ => (
+                        format!(
+                            "key {} points past the end of {} ({pos} + {siz} > {dat_len} bytes)",
+                            show_key(&key),
+                            dat_path.display()
+                        ),
+                        Some(key),
                     ),
                 },
-                Err(reason) => reason,
+                Err(reason) => (reason, None),
             };
             if !salvage {
-                return Err(corrupted(dir_path, format!("line {number}: {problem}")));
+                let last_line =
+                    pieces.peek().is_none() && reader.fill_buf().map(|b| b.is_empty()).unwrap_or(false);
+                let error = corrupted(dir_path, format!("line {number}: {problem}"));
+                return Err(IndexError { error, last_line });
+            }
+            if let Some(key) = lost {
+                // A later line wins, as in a dict: an earlier line of the
+                // same key must not stand in for the lost value.
+                index.remove(&key);
+                dropped.push(key);
             }
             problems.push(format!("{}:{number}: {problem}", dir_path.display()));
         }
     }
-    Ok(LoadedIndex { index, problems, dat_len })
+    let end = file.metadata().map(|m| Stamp::of(&m)).map_err(open_err(dir_path))?;
+    Ok(LoadedIndex { index, problems, dropped, dat_len, unterminated, changed: end != start, stamp: start })
+}
+
+/// The line of `.dir` that holds `key`'s entry (its last one), for an error
+/// message; `None` when it cannot be found (the file changed meanwhile).
+fn dir_line_of(dir_path: &Path, key: &[u8]) -> Option<usize> {
+    let text = fs::read(dir_path).ok()?;
+    let mut found = None;
+    for (number, line) in format::lines(&text) {
+        let hit = match format::parse_simple(line) {
+            Some((k, _, _)) => k == key,
+            None => matches!(format::parse_line(line), Ok(Line::Entry { key: k, .. }) if k == key),
+        };
+        if hit {
+            found = Some(number);
+        }
+    }
+    found
 }
 
 /// Whether `file` is the file now at `path` (a compaction renames a new
@@ -385,6 +576,45 @@ fn is_current(file: &File, path: &Path) -> bool {
     }
 }
 
+/// How long a reader waits for a `.dir` that another program is rewriting
+/// (CPython's `_commit`) to settle, before it falls back to `.bak`.
+pub const SETTLE_WAIT: Duration = Duration::from_millis(200);
+
+/// A `.dir` (or `.bak`) changed less than this long ago may be in the
+/// middle of a CPython commit; an older one is taken as it is at once.
+const FRESH: Duration = Duration::from_secs(1);
+
+/// CPython writes `.dir` through an 8 KiB buffer: a longer index can be
+/// seen cut at a line end between two writes, which parses as whole.
+const CPYTHON_CHUNK: u64 = 8192;
+
+/// What a reader met at `.dir` that a CPython commit in progress leaves
+/// (`_commit` renames `.dir` to `.bak`, then writes a new `.dir` in place).
+enum Flux {
+    /// No `.dir`: the rename window, or a crash in it.
+    Missing(OpenError),
+    /// Parses, but is empty beside a non-empty `.bak`, or its last line has
+    /// no line end: maybe a `.dir` not yet (fully) written.
+    Suspect(LoadedIndex),
+    /// The last line does not parse: a line cut short.
+    Torn(OpenError),
+    /// The file changed while it was read.
+    Changing,
+    /// Not CPython's doing (a compaction renamed its index meanwhile):
+    /// try again, with nothing to fall back to.
+    Retry,
+}
+
+/// Reads `.bak` for a reader whose `.dir` is missing or did not settle:
+/// CPython's `.bak` is the whole index of the previous commit. `None` when
+/// there is no whole `.bak`.
+fn load_bak(paths: &Paths, dat_len: &dyn Fn() -> Result<u64, OpenError>) -> Option<LoadedIndex> {
+    match load_index(&paths.bak, &paths.dat, dat_len, false) {
+        Ok(loaded) if !loaded.changed => Some(loaded),
+        _ => None,
+    }
+}
+
 /// A reader's `.dat` and the index that goes with it, while a writer may
 /// commit or compact. A compaction renames a new `.dat` over the old one,
 /// then a new `.dir` (till then `NAME.dir.shelf-compact`): so the index is
@@ -393,25 +623,43 @@ fn is_current(file: &File, path: &Path) -> bool {
 /// takes the reader's shared lock on a newly opened `.dat` before its
 /// index is read, so the writer cannot overwrite in place what that index
 /// names (its error is returned).
+///
+/// A CPython writer takes no lock and rewrites `.dir` in place (see
+/// [`Flux`]): a reader that meets a `.dir` in that state retries for up to
+/// [`SETTLE_WAIT`], then falls back to `.bak` when it is whole. A `.dir`
+/// that stays torn without changing is damage, reported as such (a
+/// salvaging open skips all this: it reads what is there, for `check`).
 fn load_for_reader(
     paths: &Paths,
     mut dat: Arc<File>,
     salvage: bool,
     lock: &dyn Fn(&File) -> Result<(), OpenError>,
 ) -> Result<(Arc<File>, LoadedIndex), OpenError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let settle_deadline = started + SETTLE_WAIT;
+    let mut pause = Duration::from_millis(1);
+    // The `.dir` last seen, and whether it was seen to change: a torn
+    // `.dir` that changes is being written; one that does not is damage.
+    let mut last_seen: Option<Stamp> = None;
+    let mut moved = false;
     loop {
-        let src = if paths.dir_compact.exists() && !paths.dat_compact.exists() {
-            // A compaction swapped `.dat` and has not (or never will,
-            // after a crash) renamed its index over `.dir`.
-            &paths.dir_compact
-        } else if paths.dir.exists() || !paths.bak.exists() {
-            &paths.dir
-        } else {
-            // CPython renames `.dir` to `.bak` before writing a new `.dir`;
-            // a crash between the two leaves only `.bak`.
-            &paths.bak
-        };
+        let from_compaction = paths.dir_compact.exists() && !paths.dat_compact.exists();
+        // A compaction swapped `.dat` and has not (or never will, after a
+        // crash) renamed its index over `.dir`.
+        let src = if from_compaction { &paths.dir_compact } else { &paths.dir };
+        let watch = !from_compaction && !salvage;
+        let bak_len = || fs::metadata(&paths.bak).map_or(0, |m| m.len());
+        // `.bak` is looked at before and after `.dir` is read: the next
+        // commit may delete it meanwhile.
+        let bak_before = if watch { bak_len() } else { 0 };
+        let seen = if watch { stamp(&paths.dir).ok() } else { None };
+        if let (Some(a), Some(b)) = (last_seen, seen)
+            && a != b
+        {
+            moved = true;
+        }
+        last_seen = seen.or(last_seen);
         let dat_len = || dat.metadata().map(|m| m.len()).map_err(open_err(&paths.dat));
         let result = load_index(src, &paths.dat, &dat_len, salvage);
         // A `.dir.shelf-compact` beside a `.dat.shelf-compact` is the next
@@ -425,13 +673,99 @@ fn load_for_reader(
             }
             _ => false,
         };
-        match result {
-            Ok(loaded) if current => return Ok((dat, loaded)),
-            Err(e) if (current && !vanished(&e)) || Instant::now() >= deadline => return Err(e),
-            _ if Instant::now() >= deadline => return Err(OpenError::Locked { path: paths.base.clone() }),
-            _ => {}
+        // The `.dir` read (the path may name another file by now).
+        let read = match &result {
+            Ok(loaded) => Some(loaded.stamp),
+            Err(_) => seen,
+        };
+        let fresh = read.is_some_and(|s| s.fresh(FRESH));
+        // This backend's writer renames a whole `.dir` into place, then
+        // bumps the commit number: a `.dir` no newer than that is whole.
+        let ours = read.is_some_and(|d| stamp(&paths.commit).is_ok_and(|c| c.latest() >= d.latest()));
+        let outcome = match result {
+            Ok(loaded) if watch && !ours => {
+                let bak_len = bak_before.max(bak_len());
+                let dir_len = loaded.stamp.len;
+                if loaded.changed {
+                    Err(Flux::Changing)
+                } else if fresh && (loaded.unterminated || dir_len == 0 || dir_len < bak_len) {
+                    // Empty, or shorter than the previous index: maybe a
+                    // `.dir` CPython has not finished writing (or a
+                    // delete, which a short wait tells apart: it stays).
+                    Err(Flux::Suspect(loaded))
+                } else if dir_len >= CPYTHON_CHUNK && loaded.stamp.fresh(Duration::from_millis(50)) && {
+                    // Cut at a line end between two of CPython's writes?
+                    // The next write comes within microseconds.
+                    std::thread::sleep(Duration::from_millis(2));
+                    stamp(&paths.dir).ok() != Some(loaded.stamp)
+                } {
+                    Err(Flux::Changing)
+                } else {
+                    Ok(loaded)
+                }
+            }
+            Ok(loaded) => Ok(loaded),
+            Err(e)
+                if watch
+                    && matches!(&e.error, OpenError::Io { path, source }
+                        if path == &paths.dir && source.kind() == io::ErrorKind::NotFound) =>
+            {
+                Err(Flux::Missing(e.error))
+            }
+            Err(e) if watch && e.last_line && fresh => Err(Flux::Torn(e.error)),
+            Err(e) => {
+                if (current && !vanished(&e.error)) || Instant::now() >= deadline {
+                    return Err(e.error);
+                }
+                Err(Flux::Retry)
+            }
+        };
+        if current {
+            let now = Instant::now();
+            // A `.bak` left long ago by a crash in the rename window is
+            // all there is: no need to wait for a `.dir`.
+            let stale_bak =
+                matches!(outcome, Err(Flux::Missing(_))) && stamp(&paths.bak).is_ok_and(|s| !s.fresh(FRESH));
+            match outcome {
+                Ok(loaded) => return Ok((dat, loaded)),
+                Err(Flux::Retry) if now >= deadline => {
+                    return Err(OpenError::Locked { path: paths.base.clone() });
+                }
+                Err(Flux::Retry) => {}
+                Err(flux) if now >= settle_deadline || stale_bak => {
+                    let bak = load_bak(paths, &dat_len);
+                    match flux {
+                        Flux::Missing(e) => match bak {
+                            Some(loaded) => return Ok((dat, loaded)),
+                            // `.bak` went too: the next commit began.
+                            None if paths.dir.exists() && now < deadline => {}
+                            None => return Err(e),
+                        },
+                        Flux::Suspect(loaded) => {
+                            return Ok((dat, if moved { bak.unwrap_or(loaded) } else { loaded }));
+                        }
+                        Flux::Torn(e) => match bak {
+                            Some(loaded) if moved => return Ok((dat, loaded)),
+                            _ => return Err(e),
+                        },
+                        Flux::Changing => match bak {
+                            Some(loaded) => return Ok((dat, loaded)),
+                            None if now < deadline => {}
+                            None => {
+                                let detail = "the index kept changing while it was read".to_owned();
+                                return Err(corrupted(&paths.dir, detail));
+                            }
+                        },
+                        Flux::Retry => {}
+                    }
+                }
+                Err(_) => {}
+            }
+        } else if Instant::now() >= deadline {
+            return Err(OpenError::Locked { path: paths.base.clone() });
         }
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
         if !current {
             let fresh = File::open(&paths.dat).map_err(open_err(&paths.dat))?;
             lock(&fresh)?;
@@ -456,15 +790,31 @@ impl DumbBackend {
         if !exists && !options.flag.creates() {
             return Err(OpenError::NotFound { path: path.to_owned(), flag: options.flag.as_char() });
         }
-        if exists && options.flag != Flag::New && probe(path) == Probe::Foreign {
-            // A `.dat` beside a `.dir` that is not ours (or no `.dir`, with
-            // no `.bak` to recover from): someone else's files. Salvaging,
-            // the caller has named this backend for a `.dir` damaged from
-            // its first byte, and `check` reports every line.
-            let salvageable = options.salvage && paths.dir.is_file();
-            if !salvageable && (fs::metadata(&paths.dir).is_ok() || fs::metadata(&paths.bak).is_err()) {
+        let found = probe(path);
+        if options.flag == Flag::New {
+            // `n` deletes the files: only when they are a dumb database
+            // (or none at all), never someone else's `NAME.dat` or an ndbm
+            // `NAME.dir`. (CPython's `_create` deletes whatever is there.)
+            let ours = match found {
+                Probe::Mine | Probe::Absent => absent_or_index(&paths.dir) && absent_or_index(&paths.bak),
+                _ => interrupted_creation(&paths),
+            };
+            if !ours {
                 return Err(OpenError::Undetectable { path: path.to_owned() });
             }
+        } else if exists && found != Probe::Mine && !interrupted_creation(&paths) {
+            // A `.dat` beside a `.dir` that is not ours (or no `.dir`, with
+            // no `.bak` to recover from): someone else's files. Salvaging,
+            // the caller has named this backend for an index damaged from
+            // its first byte, and `check` reports every line.
+            let salvageable = options.salvage && (paths.dir.is_file() || paths.bak.is_file());
+            if !salvageable {
+                return Err(OpenError::Undetectable { path: path.to_owned() });
+            }
+        } else if !exists && (!absent_or_index(&paths.dir) || !absent_or_index(&paths.bak)) {
+            // No `.dat`, but a `NAME.dir` that is not a dumb index (ndbm's
+            // is binary): creating `.dat` beside it would claim it.
+            return Err(OpenError::Undetectable { path: path.to_owned() });
         }
 
         // Writers lock first, before touching any file.
@@ -539,6 +889,7 @@ impl DumbBackend {
         if read_only {
             let lock = |f: &File| lock_with_timeout(path, &paths.dat, options, || f.try_lock_shared());
             let (dat, loaded) = load_for_reader(&paths, Arc::new(dat), options.salvage, &lock)?;
+            let salvaged = Salvaged { problems: loaded.problems, keys: loaded.dropped };
             let dat_len = loaded.dat_len;
             return Ok(DumbBackend {
                 paths,
@@ -550,7 +901,7 @@ impl DumbBackend {
                 modified: false,
                 poisoned: false,
                 in_place: false,
-                salvaged: loaded.problems,
+                salvaged,
             });
         }
 
@@ -571,10 +922,11 @@ impl DumbBackend {
         };
         let (index, salvaged) = match dir_source {
             Some(src) => {
-                let loaded = load_index(&src, &paths.dat, &|| Ok(dat_len), options.salvage)?;
-                (loaded.index, loaded.problems)
+                let loaded =
+                    load_index(&src, &paths.dat, &|| Ok(dat_len), options.salvage).map_err(|e| e.error)?;
+                (loaded.index, Salvaged { problems: loaded.problems, keys: loaded.dropped })
             }
-            None => (Index::default(), Vec::new()),
+            None => (Index::default(), Salvaged::default()),
         };
 
         let mut backend = DumbBackend {
@@ -810,7 +1162,11 @@ impl DumbBackend {
             i = j;
         }
         let undo_refs: Vec<(u64, &[u8])> = undo.iter().map(|(p, old)| (*p, &old[..])).collect();
-        journal::write(&self.paths.journal, &self.paths.dir, &undo_refs, self.mode)?;
+        if let Err(e) = journal::write(&self.paths.journal, &self.paths.dir, &undo_refs, self.mode) {
+            // Nothing was overwritten yet: a torn journal is only litter.
+            let _ = journal::discard(&self.paths.journal);
+            return Err(e);
+        }
         let parent = self.paths.parent();
         fsync_dir(&parent).map_err(io_err(&parent))?;
         for (start, buf) in &spans {
@@ -844,10 +1200,16 @@ impl DumbBackend {
         }
     }
 
+    /// A value cut short: an error naming the key and, where it can be
+    /// found, its `.dir` line (iterations stop on it, never skip it).
     fn past_end(&self, key: &[u8], pos: u64, siz: u64, len: u64) -> Error {
+        let line = match dir_line_of(&self.paths.dir, key) {
+            Some(n) => format!(" (line {n} of {})", self.paths.dir.display()),
+            None => String::new(),
+        };
         Error::Corrupted {
             path: self.paths.dat.clone(),
-            detail: format!("key {} points past the end ({pos} + {siz} > {len} bytes)", show_key(key)),
+            detail: format!("key {}{line} points past the end ({pos} + {siz} > {len} bytes)", show_key(key)),
         }
     }
 
@@ -894,7 +1256,7 @@ impl DumbBackend {
         self.in_place
     }
 
-    fn write_index(&self, target: &Path) -> Result<(), Error> {
+    fn write_index(&self, target: &Path, index: &Index) -> Result<(), Error> {
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -904,7 +1266,7 @@ impl DumbBackend {
             .map_err(io_err(target))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
         let mut line = Vec::with_capacity(64);
-        for (key, pos, siz) in self.st.borrow().index.iter() {
+        for (key, pos, siz) in index.iter() {
             line.clear();
             format::write_line(&mut line, key, pos, siz);
             fault::point().and_then(|()| out.write_all(&line)).map_err(io_err(target))?;
@@ -919,18 +1281,18 @@ impl DumbBackend {
         let st = self.st.get_mut();
         // Values first: the index must never name bytes not yet on disk.
         fault::sync(&st.dat).map_err(io_err(&self.paths.dat))?;
-        self.write_index(&self.paths.dir_tmp)?;
-        // Keep CPython's `.bak` (the previous index) as a hard link, so
-        // `.dir` itself is replaced in one rename and never missing.
-        match fs::remove_file(&self.paths.bak) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&self.paths.bak, e)),
+        let written = self
+            .write_index(&self.paths.dir_tmp, &self.st.borrow().index)
+            .and_then(|()| self.keep_bak())
+            .and_then(|()| {
+                fault::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))
+            });
+        if let Err(e) = written {
+            // Never part of the database: leave nothing behind (a full
+            // disk is the usual cause, and the next try writes it anew).
+            let _ = fs::remove_file(&self.paths.dir_tmp);
+            return Err(e);
         }
-        if self.paths.dir.exists() && fs::hard_link(&self.paths.dir, &self.paths.bak).is_err() {
-            fs::copy(&self.paths.dir, &self.paths.bak).map_err(io_err(&self.paths.bak))?;
-        }
-        fault::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
         let parent = self.paths.parent();
         fsync_dir(&parent).map_err(io_err(&parent))?;
         // The new index is in place: the undo journal is void. (If this
@@ -940,6 +1302,25 @@ impl DumbBackend {
         self.modified = false;
         self.bump_commit()?;
         self.release_in_place();
+        Ok(())
+    }
+
+    /// Keeps CPython's `.bak` (the previous index) as a hard link to the
+    /// current `.dir`, so `.dir` itself is replaced in one rename and never
+    /// missing. With no `.dir` (CPython's rename window, or a crash in it)
+    /// the `.bak` is the index this writer adopted: it stays.
+    fn keep_bak(&self) -> Result<(), Error> {
+        if !self.paths.dir.exists() {
+            return Ok(());
+        }
+        match fs::remove_file(&self.paths.bak) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&self.paths.bak, e)),
+        }
+        if fs::hard_link(&self.paths.dir, &self.paths.bak).is_err() {
+            fs::copy(&self.paths.dir, &self.paths.bak).map_err(io_err(&self.paths.bak))?;
+        }
         Ok(())
     }
 
@@ -964,14 +1345,79 @@ impl DumbBackend {
         }
     }
 
-    /// The `.dat` size the live values would take if packed as a fresh
-    /// CPython database would pack them.
-    fn packed_len(&self) -> u64 {
-        let mut end = 0;
-        for (_, _, siz) in self.st.borrow().index.iter() {
-            end = align(end) + siz;
+    /// What `compact` would reclaim: the `.dat` and `.dir` bytes of the
+    /// index now, less those of the live values packed as a fresh CPython
+    /// database packs them.
+    fn reclaimable(&self) -> u64 {
+        let st = self.st.borrow();
+        let (mut end, mut dir_now, mut dir_packed) = (0u64, 0u64, 0u64);
+        let mut line = Vec::with_capacity(64);
+        for (key, pos, siz) in st.index.iter() {
+            let at = align(end);
+            line.clear();
+            format::write_line(&mut line, key, pos, siz);
+            dir_now += line.len() as u64;
+            line.clear();
+            format::write_line(&mut line, key, at, siz);
+            dir_packed += line.len() as u64;
+            end = at + siz;
         }
-        end
+        (st.dat_len() + dir_now).saturating_sub(end + dir_packed)
+    }
+
+    /// The lengths of `.dat` and `.dir` on disk.
+    fn bytes_on_disk(&self) -> Result<u64, Error> {
+        let mut total = 0;
+        for p in [&self.paths.dat, &self.paths.dir] {
+            match fs::metadata(p) {
+                Ok(m) => total += m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Writes the live values, packed in index order, to
+    /// `.dat.shelf-compact` and their index to `.dir.shelf-compact`, both
+    /// fsynced.
+    fn write_compacted(&mut self) -> Result<(File, Index), Error> {
+        let target = &self.paths.dat_compact;
+        let new_dat = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(self.mode)
+            .open(target)
+            .map_err(io_err(target))?;
+        let mut fresh = Index::default();
+        let entries: Vec<(Vec<u8>, u64, u64)> =
+            self.st.get_mut().index.iter().map(|(k, p, s)| (k.to_vec(), p, s)).collect();
+        let mut out = BufWriter::with_capacity(1 << 20, &new_dat);
+        let mut end = 0u64;
+        for (key, pos, siz) in entries {
+            let value = self.read_value(&mut self.st.borrow_mut(), &key, pos, siz)?;
+            let at = align(end);
+            fault::point()
+                .and_then(|()| out.write_all(&[0u8; BLOCK_SIZE as usize][..(at - end) as usize]))
+                .and_then(|()| out.write_all(&value))
+                .map_err(io_err(target))?;
+            fresh.set(&key, at, siz);
+            end = at + siz;
+        }
+        out.flush().map_err(io_err(target))?;
+        drop(out);
+        fault::sync(&new_dat).map_err(io_err(target))?;
+        self.write_index(&self.paths.dir_compact, &fresh)?;
+        Ok((new_dat, fresh))
+    }
+
+    /// Removes what a failed compaction wrote (never part of the database).
+    fn remove_compaction_files(&self) {
+        for p in [&self.paths.dat_compact, &self.paths.dir_compact] {
+            let _ = fs::remove_file(p);
+        }
     }
 }
 
@@ -1168,67 +1614,69 @@ impl KvBackend for DumbBackend {
         shelf_core::apply_one_by_one(self, ops)
     }
 
+    /// Packs the live values into a new `.dat` and `.dir`, put in place
+    /// only when both are whole. Returns the bytes reclaimed: how much the
+    /// summed lengths of `NAME.dat` and `NAME.dir` (the files
+    /// [`OpenBackend::files`] lists) went down, measured after the
+    /// commit of pending writes that compaction starts with. The `.bak`
+    /// it removes (it names offsets of the old `.dat`) is not counted.
+    ///
+    /// A failure (a full disk) before the new `.dat` is in place removes
+    /// the new files and leaves the database as it was; a failure after it
+    /// poisons the handle, and the next open finishes the swap.
     fn compact(&mut self) -> Result<u64, Error> {
         self.check_writable("compact")?;
-        let before = self.st.get_mut().dat_len();
-        // 1. The live values, packed in index order, into a new file.
-        let new_dat = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(self.mode)
-            .open(&self.paths.dat_compact)
-            .map_err(io_err(&self.paths.dat_compact))?;
-        let mut fresh = Index::default();
-        {
-            let entries: Vec<(Vec<u8>, u64, u64)> =
-                self.st.get_mut().index.iter().map(|(k, p, s)| (k.to_vec(), p, s)).collect();
-            let mut out = BufWriter::with_capacity(1 << 20, &new_dat);
-            let mut end = 0u64;
-            for (key, pos, siz) in entries {
-                let key = &key[..];
-                let value = self.read_value(&mut self.st.borrow_mut(), key, pos, siz)?;
-                let at = align(end);
-                out.write_all(&[0u8; BLOCK_SIZE as usize][..(at - end) as usize])
-                    .and_then(|()| out.write_all(&value))
-                    .map_err(io_err(&self.paths.dat_compact))?;
-                fresh.set(key, at, siz);
-                end = at + siz;
+        // Commit first: the figures are then those of the files on disk.
+        self.flush()?;
+        let before = self.bytes_on_disk()?;
+        // 1. The live values and their index, under temporary names.
+        let (new_dat, fresh) = match self.write_compacted() {
+            Ok(done) => done,
+            Err(e) => {
+                self.remove_compaction_files();
+                return Err(e);
             }
-            out.flush().map_err(io_err(&self.paths.dat_compact))?;
-        }
-        fault::sync(&new_dat).map_err(io_err(&self.paths.dat_compact))?;
-        let after = new_dat.metadata().map_err(io_err(&self.paths.dat_compact))?.len();
-        // 2. Its index beside it. From here a crash is finished by the next
-        // open (see `recover_compaction`).
-        let old_index = std::mem::replace(&mut self.st.get_mut().index, fresh);
-        let written = self.write_index(&self.paths.dir_compact);
-        if let Err(e) = written {
-            self.st.get_mut().index = old_index;
-            let _ = fs::remove_file(&self.paths.dat_compact);
+        };
+        let parent = self.paths.parent();
+        // 2. Swap `.dat`: till then the old database is untouched.
+        let swapped = fsync_dir(&parent).map_err(io_err(&parent)).and_then(|()| {
+            fault::rename(&self.paths.dat_compact, &self.paths.dat).map_err(io_err(&self.paths.dat))
+        });
+        if let Err(e) = swapped {
+            self.remove_compaction_files();
             return Err(e);
         }
-        let parent = self.paths.parent();
-        fsync_dir(&parent).map_err(io_err(&parent))?;
-        // 3. Swap `.dat`, then `.dir`.
-        fault::rename(&self.paths.dat_compact, &self.paths.dat).map_err(io_err(&self.paths.dat))?;
-        fsync_dir(&parent).map_err(io_err(&parent))?;
-        fault::rename(&self.paths.dir_compact, &self.paths.dir).map_err(io_err(&self.paths.dir))?;
-        // The old `.bak` names offsets in the old `.dat`.
-        let _ = fs::remove_file(&self.paths.bak);
-        fsync_dir(&parent).map_err(io_err(&parent))?;
         self.release_in_place();
+        let after_dat = new_dat.metadata().map(|m| m.len()).unwrap_or(0);
         let st = self.st.get_mut();
+        st.index = fresh;
         st.dat = Arc::new(new_dat);
-        st.disk_len = after;
+        st.disk_len = after_dat;
         st.pending.clear();
         // Compaction copied the overwritten values; the old file is gone.
         st.overlay.clear();
         st.overlay_bytes = 0;
         st.map = None;
+        // 3. Swap `.dir`. A crash before it is finished by the next open
+        // (see `recover_compaction`); readers read `.dir.shelf-compact`.
+        let finished = fsync_dir(&parent)
+            .and_then(|()| fault::rename(&self.paths.dir_compact, &self.paths.dir))
+            .map_err(io_err(&self.paths.dir))
+            .and_then(|()| {
+                // The old `.bak` names offsets in the old `.dat`.
+                match fs::remove_file(&self.paths.bak) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&self.paths.bak, e)),
+                    _ => Ok(()),
+                }
+            })
+            .and_then(|()| fsync_dir(&parent).map_err(io_err(&parent)));
+        if let Err(e) = finished {
+            self.poisoned = true;
+            return Err(e);
+        }
         self.modified = false;
         self.bump_commit()?;
+        let after = self.bytes_on_disk()?;
         Ok(before.saturating_sub(after))
     }
 
@@ -1237,7 +1685,7 @@ impl KvBackend for DumbBackend {
         if repair {
             self.check_writable("repair")?;
         }
-        let mut problems = self.salvaged.clone();
+        let mut problems = self.salvaged.problems.clone();
         let mut bad: Vec<Vec<u8>> = Vec::new();
         {
             let st = self.st.borrow();
@@ -1288,15 +1736,25 @@ impl KvBackend for DumbBackend {
         bad.dedup();
         let good = self.st.borrow().index.len() - bad.len();
         let repaired = repair && !problems.is_empty();
-        if repaired {
-            for key in &bad {
-                self.st.get_mut().index.remove(key);
-            }
-            self.modified = true;
-            self.flush()?;
-            self.salvaged.clear();
+        if !repaired {
+            return Ok(CheckReport::new(good as u64, problems, false));
         }
-        Ok(CheckReport::new(good as u64, problems, repaired))
+        for key in &bad {
+            self.st.get_mut().index.remove(key);
+        }
+        // The repaired index is written under a temporary name and renamed
+        // over `.dir` (see `commit`): a crash leaves the old or the new one.
+        self.modified = true;
+        self.flush()?;
+        // Dropped: the entries removed now, and those the salvaging open
+        // already left out (a later entry of the same key may stand).
+        let mut dropped = bad;
+        let st = self.st.get_mut();
+        dropped.extend(self.salvaged.keys.drain(..).filter(|k| st.index.get(k).is_none()));
+        dropped.sort();
+        dropped.dedup();
+        self.salvaged = Salvaged::default();
+        Ok(CheckReport::new(good as u64, problems, true).with_dropped_keys(dropped))
     }
 
     fn commit_number(&self) -> Result<u64, Error> {
@@ -1317,8 +1775,7 @@ impl KvBackend for DumbBackend {
                 files.push(p.clone());
             }
         }
-        let dat_len = self.st.borrow().dat_len();
-        Ok(StorageStats::new(bytes, Some(dat_len.saturating_sub(self.packed_len())), files))
+        Ok(StorageStats::new(bytes, Some(self.reclaimable()), files))
     }
 }
 

@@ -11,7 +11,11 @@
 //! - `crash-writer BACKEND PATH ROUND BATCHES KEYS`: writes BATCHES batches
 //!   of KEYS keys (`rR-bB-kI`, values from [`shelf_tests::crash::value`]),
 //!   calling `sync()` after each and printing `synced B` once it returns,
-//!   until killed.
+//!   until killed;
+//! - `dumb-compact PATH KEYS`: rewrites KEYS keys of the dumb database at
+//!   PATH with values from [`dumb_compact_value`] (growing, so each round
+//!   leaves space to reclaim), round after round: `sync`, prints `synced R`,
+//!   `compact`, prints `compacted R`, until killed.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,6 +32,32 @@ pub fn tagged(tag: u8, len: usize) -> ByteBuf {
 /// Whether `v` is a whole value written by [`tagged`].
 pub fn is_whole(v: &[u8], len: usize) -> bool {
     v.len() == len && v.iter().all(|b| *b == v[0])
+}
+
+/// The value of key `k` in round `r` of `dumb-compact`: names both, and
+/// its length changes with the round (so values move and leave garbage).
+pub fn dumb_compact_value(k: u64, r: u64) -> Vec<u8> {
+    let mut v = format!("k{k}:r{r}:").into_bytes();
+    v.resize(200 + ((r % 4) * 700) as usize + (k % 5) as usize * 3, b'a' + (r % 26) as u8);
+    v
+}
+
+fn dumb_compact(path: &str, keys: u64) -> Result<(), String> {
+    use shelf_core::{BackendOptions, KvBackend};
+    use std::io::Write;
+    let mut db = backend_dumb::DumbBackend::open(path.as_ref(), &BackendOptions::with_flag(Flag::Create))
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    for r in 0.. {
+        for k in 0..keys {
+            db.insert(format!("k{k}").as_bytes(), &dumb_compact_value(k, r)).map_err(|e| e.to_string())?;
+        }
+        db.flush().map_err(|e| e.to_string())?;
+        writeln!(out, "synced {r}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
+        db.compact().map_err(|e| e.to_string())?;
+        writeln!(out, "compacted {r}").and_then(|()| out.flush()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn run(args: &[String]) -> Result<(), String> {
@@ -77,6 +107,24 @@ fn run(args: &[String]) -> Result<(), String> {
         "crash-writer" => {
             let (backend, path, round, batches, keys) = (arg(1)?, arg(2)?, num(3)?, num(4)?, num(5)?);
             shelf_tests::crash::write_batches(&backend, &path, round, batches, keys)
+        }
+        "dumb-compact" => dumb_compact(&arg(1)?, num(2)?),
+        "dump" => {
+            use shelf_core::KvBackend as _;
+            let (backend, path) = (arg(1)?, arg(2)?);
+            let db = OpenOptions::new()
+                .backend(backend)
+                .flag(Flag::Read)
+                .open(&path)
+                .map_err(|e| e.to_string())?;
+            let raw = db.backend().map_err(|e| e.to_string())?;
+            let mut n = 0;
+            for item in raw.iter().map_err(|e| e.to_string())? {
+                item.map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            println!("{n} entries");
+            Ok(())
         }
         other => Err(format!("unknown command {other:?}")),
     }
