@@ -745,7 +745,7 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
 /// `shelf compact PATH`: the figures are measured on disk before opening
 /// and after closing, with one function, so they add up.
 pub fn compact(path: &Path, opts: &DbOpts, out: Out) -> Result<(), CliError> {
-    let before = db::size_on_disk(path);
+    let before = db::database_size(path);
     let mut s = opts.open(path, Flag::Write)?;
     if !s.capabilities()?.compact {
         return Err(unsupported(&s, path, "compact")?);
@@ -756,7 +756,7 @@ pub fn compact(path: &Path, opts: &DbOpts, out: Out) -> Result<(), CliError> {
     bar.finish_and_clear();
     compacted?;
     db::close(s, path)?;
-    let after = db::size_on_disk(path);
+    let after = db::database_size(path);
     if after <= before {
         writeln!(
             out,

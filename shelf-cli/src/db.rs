@@ -182,27 +182,45 @@ pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
+/// The bytes of the database's own files at `path` (the registry's
+/// [`files`](shelf::BackendInfo::files) of the backend found there: dumb's
+/// `.dat` and `.dir`, not its `.bak` or lock file), so figures before and
+/// after a compact add up to what the backend reclaimed; everything
+/// [`size_on_disk`] counts where no backend is found.
+pub fn database_size(path: &Path) -> u64 {
+    match shelf::whichdb(path) {
+        shelf::WhichDb::Backend(name) => match shelf::find_backend(name) {
+            Ok(info) => (info.files)(path).iter().map(|f| tree_size(f)).sum(),
+            Err(_) => size_on_disk(path),
+        },
+        _ => size_on_disk(path),
+    }
+}
+
+/// The bytes of a file, or of every file below a directory (symlinks not
+/// followed).
+fn tree_size(p: &Path) -> u64 {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(p)
+            .map(|rd| rd.filter_map(Result::ok).map(|e| tree_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
 /// The bytes under `path`: a file's length, or the total of the files in a
 /// directory tree, plus sibling files that share its name as a prefix
 /// (dbm.dumb's `path.dat`, `path.dir`, `path.bak`).
 pub fn size_on_disk(path: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        match std::fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => std::fs::read_dir(p)
-                .map(|rd| rd.filter_map(Result::ok).map(|e| walk(&e.path())).sum())
-                .unwrap_or(0),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        }
-    }
-    let mut total = walk(path);
+    let mut total = tree_size(path);
     if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
         let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         let prefix = format!("{}.", name.to_string_lossy());
         if let Ok(rd) = std::fs::read_dir(parent) {
             for e in rd.filter_map(Result::ok) {
                 if e.file_name().to_string_lossy().starts_with(&prefix) {
-                    total += walk(&e.path());
+                    total += tree_size(&e.path());
                 }
             }
         }
