@@ -48,11 +48,7 @@ pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliE
     let stats = backend.stats()?;
     // Backends that do not report their files get the size of what is at
     // the path (and its dbm-style siblings).
-    let bytes = if stats.files.is_empty() && stats.bytes_on_disk == 0 {
-        db::size_on_disk(path)
-    } else {
-        stats.bytes_on_disk
-    };
+    let bytes = stats.bytes_on_disk.unwrap_or_else(|| db::size_on_disk(path));
     let commit = if caps.commit_number { Some(backend.commit_number()?) } else { None };
     let can: Vec<&str> = caps.enabled().collect();
     if json {
@@ -126,9 +122,10 @@ pub fn keys(path: &Path, opts: &DbOpts, glob: Option<&str>, json: bool, out: Out
 
 /// The JSON form of a stored value: decoded where the protocol is
 /// self-describing, else (and where decoding fails, with a warning) the
-/// raw bytes as `$raw`, so nothing is lost.
+/// raw bytes as `$raw`, so nothing is lost. A pickle of a class shelf does
+/// not decode shows as its `$pickle` placeholder, which keeps its bytes.
 fn stored_to_json(s: &DynShelf, key: &[u8], bytes: &[u8], warn: &mut dyn FnMut(String)) -> Json {
-    let p = s.protocol();
+    let p = s.protocol().with_placeholders();
     if !p.is_self_describing() {
         return json_value::raw(bytes);
     }
@@ -149,20 +146,27 @@ fn missing_key(key: &[u8], path: &Path) -> CliError {
     CliError::not_found(format!("key {:?} not found in {}", json_value::key_to_json(key), path.display()))
 }
 
-/// `shelf get PATH KEY [--raw]`. Unlike `dump`, a value that does not
-/// decode is an error (exit 3): asked for one value, the user most likely
-/// gave the wrong `--protocol`; `--raw` shows the stored bytes instead.
+/// `shelf get PATH KEY [--raw]`. A pickle of a class shelf does not decode
+/// prints as its `$pickle` placeholder. Unlike `dump`, a value that does
+/// not decode at all is an error (exit 3), whose message says why: a
+/// damaged pickle, or (for other protocols) perhaps the wrong
+/// `--protocol`; `--raw` shows the stored bytes instead.
 pub fn get(path: &Path, opts: &DbOpts, key: &str, raw: bool, out: Out) -> Result<(), CliError> {
     let k = db::key_arg(key)?;
     let s = opts.open_read("get", path)?;
     let bytes = s.get_bytes(&k)?.ok_or_else(|| missing_key(&k, path))?;
-    let p = s.protocol();
+    let p = s.protocol().with_placeholders();
     let j = if raw || !p.is_self_describing() {
         json_value::raw(&bytes)
     } else {
         let v = p.decode_value(&bytes).map_err(|e| {
+            let hint = if p.family() == "pickle" {
+                "--raw shows the stored bytes"
+            } else {
+                "stored with another protocol? pass --protocol; --raw shows the stored bytes"
+            };
             CliError::data(format!(
-                "key {:?} in {}: cannot decode with protocol '{}': {e} (another --protocol? --raw shows the bytes)",
+                "key {:?} in {}: cannot decode with protocol '{}': {e} ({hint})",
                 json_value::key_to_json(&k),
                 path.display(),
                 p.name()
@@ -355,7 +359,9 @@ fn encode_json(
     if !lossless::carries_values(protocol) && !lossy {
         return Err(CliError::usage(format!("key {shown:?}: {}", lossless::not_self_describing(protocol))));
     }
-    lossless::encode(protocol, &v, lossy).map_err(|r| match r {
+    // Placeholders on for the read-back check: a `$pickle` value is stored
+    // as its own bytes and reads back as the same placeholder.
+    lossless::encode(protocol.with_placeholders(), &v, lossy).map_err(|r| match r {
         lossless::Refusal::Encode(e) => {
             CliError::data(format!("key {shown:?}: cannot encode with protocol '{}': {e}", protocol.name()))
         }
@@ -587,10 +593,11 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
         let bytes = if same {
             v
         } else {
-            let value: Value = sp.decode_value(&v).map_err(|e| {
+            // Placeholders: a pickle of an unknown class is copied as its bytes.
+            let value: Value = sp.with_placeholders().decode_value(&v).map_err(|e| {
                 CliError::data(format!("cannot decode with protocol '{}': {}", sp.name(), e)).context(ctx(&k))
             })?;
-            lossless::encode(dp, &value, a.lossy).map_err(|r| match r {
+            lossless::encode(dp.with_placeholders(), &value, a.lossy).map_err(|r| match r {
                 lossless::Refusal::Encode(e) => {
                     CliError::data(format!("cannot encode with protocol '{}': {e}", dp.name()))
                         .context(ctx(&k))

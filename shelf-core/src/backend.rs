@@ -337,22 +337,29 @@ impl CheckReport {
     }
 }
 
-/// Sizes a backend knows about its storage (for `shelf info`).
+/// Sizes a backend knows about its storage (for `shelf info`). What a
+/// backend does not know is `None`, never a zero that would read as an
+/// empty database.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StorageStats {
-    /// Bytes used on disk by the database's files.
-    pub bytes_on_disk: u64,
+    /// Bytes used on disk by the database's files, where known.
+    pub bytes_on_disk: Option<u64>,
     /// Bytes that [`KvBackend::compact`] could give back, where known.
     pub reclaimable_bytes: Option<u64>,
-    /// The files that make up the database.
+    /// The files that make up the database (empty where unknown).
     pub files: Vec<PathBuf>,
 }
 
 impl StorageStats {
     /// Stats with the given figures.
     pub fn new(bytes_on_disk: u64, reclaimable_bytes: Option<u64>, files: Vec<PathBuf>) -> Self {
-        StorageStats { bytes_on_disk, reclaimable_bytes, files }
+        StorageStats { bytes_on_disk: Some(bytes_on_disk), reclaimable_bytes, files }
+    }
+
+    /// Nothing known: what [`KvBackend::stats`] answers by default.
+    pub fn unknown() -> Self {
+        StorageStats::default()
     }
 }
 
@@ -489,9 +496,10 @@ pub trait KvBackend: Send {
         Err(Error::Unsupported { backend: self.name(), operation: "commit numbers" })
     }
 
-    /// Sizes on disk, where the backend knows them.
+    /// Sizes on disk, where the backend knows them
+    /// ([`StorageStats::unknown`] by default: `None`, not zero).
     fn stats(&self) -> Result<StorageStats, Error> {
-        Ok(StorageStats::default())
+        Ok(StorageStats::unknown())
     }
 
     /// The value of `key` without copying it, where the backend can (the
@@ -546,6 +554,11 @@ pub trait OpenBackend: KvBackend + Sized + 'static {
     }
 }
 
+/// Forwards every method, the provided ones too: the lint makes a method
+/// added to the trait without a forward here a compile error, so a boxed
+/// backend never silently falls back to a default (object_store's
+/// `as_ref_impl!` does the same).
+#[deny(clippy::missing_trait_methods)]
 impl<B: KvBackend + ?Sized> KvBackend for Box<B> {
     fn name(&self) -> &'static str {
         (**self).name()
