@@ -1,7 +1,8 @@
 //! The redb backend against redb itself: 100k inserts (16-byte keys,
 //! 100-byte values) then a durable sync, and 100k random gets, each through
 //! `RedbBackend`, through a `Shelf<RedbBackend>` (bincode byte-array values), and with
-//! redb's own API in one write transaction / one read transaction.
+//! redb's own API in one write transaction / one read transaction; gets
+//! also from a file written before value checksums, to show their cost.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -117,6 +118,18 @@ fn random_get(c: &mut Criterion) {
             }
         });
     });
+    // The same reads of a file written before value checksums (plain
+    // values, no format record): the cost of verifying them, side by side.
+    let legacy_path = dir.path().join("legacy");
+    drop(raw_fill(&legacy_path, &keys));
+    let legacy = RedbBackend::open(&legacy_path, &BackendOptions::with_flag(Flag::Read)).unwrap();
+    g.bench_function("RedbBackend, file without checksums", |b| {
+        b.iter(|| {
+            for k in &order {
+                black_box(legacy.get(k).unwrap());
+            }
+        });
+    });
     g.finish();
 }
 
@@ -137,5 +150,14 @@ fn open_existing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, insert_then_sync, random_get, open_existing);
+/// The checksum a get verifies, alone: one 16-byte key and 100-byte value.
+fn value_checksum(c: &mut Criterion) {
+    let key = [b'k'; 16];
+    let sealed = shelf_core::raw::seal(&key, &value(7));
+    c.bench_function("redb verify one value checksum (16-byte key, 100-byte value)", |b| {
+        b.iter(|| black_box(shelf_core::raw::unseal(black_box(&key), black_box(&sealed)).is_some()))
+    });
+}
+
+criterion_group!(benches, insert_then_sync, random_get, open_existing, value_checksum);
 criterion_main!(benches);

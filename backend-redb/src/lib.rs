@@ -15,13 +15,51 @@
 //!
 //! ## On-disk format
 //! A plain redb 4 file (it starts with redb's magic number, which
-//! [`probe`] looks for). Two tables, both `&[u8] -> &[u8]`:
-//! - `shelf`: the entries, key bytes to value bytes;
-//! - `shelf_meta`: the metadata, the name's UTF-8 bytes to the value, plus
-//!   the commit number under the key [`COMMIT_KEY`] (eight little-endian
-//!   bytes), which is not UTF-8 and so never collides with a name.
+//! [`probe`] looks for; redb locks the file itself, so no other file is
+//! ever made beside it). Two tables, both `&[u8] -> &[u8]`:
+//! - `shelf`: the entries, key bytes to stored value;
+//! - `shelf_meta`: the metadata, the name's UTF-8 bytes to the stored
+//!   value, plus the commit number under the key [`COMMIT_KEY`] (eight
+//!   little-endian bytes) and the format record under [`FORMAT_KEY`],
+//!   neither of which is UTF-8, so they never collide with a name.
+//!
+//! In the current format (the format record holds [`FORMAT_SEALED`],
+//! written when the file is created) every stored value, entries and
+//! metadata alike, is the value followed by a checksum over its key and
+//! value ([`shelf_core::raw::seal`]: CRC-32, four little-endian bytes).
+//! A file written before checksums has no format record and plain values:
+//! it stays readable and writable as it is (its values are not rewritten;
+//! flag `n` in single-process mode starts it afresh in the current format,
+//! and `shelf convert` copies it into a new file). A file without a format
+//! record whose commit number or first or last entry carries a valid seal
+//! lost its record to damage and is refused with [`OpenError::Corrupted`].
 //!
 //! Any redb program can read the file with those two table definitions.
+//!
+//! ## Damage
+//! For a file in the current format:
+//! - a read never returns a changed value: a value (or its key) that does
+//!   not match its checksum is [`Error::Corrupted`] naming the key;
+//! - a listing over every key (`iter`, `keys`, `range` unbounded at both
+//!   ends) that ends must have yielded as many entries as redb's count of
+//!   the table, in strictly ascending order, or it ends with
+//!   [`Error::Corrupted`]: never a shorter list ([`KvBackend::len`] is
+//!   redb's count, read in O(1), and not walked; a listing checks it);
+//! - a get that misses is confirmed by a range seek; a damaged branch page
+//!   can still make a get on a read-only handle miss a present key (redb
+//!   verifies branch checksums only at a writable open and in `check`);
+//! - a writable open verifies every page checksum of redb's
+//!   ([`Builder::set_check_integrity_on_open`]; about 10 ms for a 15 MB
+//!   file) and refuses a damaged file with [`OpenError::Corrupted`] or
+//!   [`OpenError::Backend`];
+//! - a panic inside redb is caught without printing anything and becomes
+//!   [`Error::Corrupted`] (or [`OpenError::Corrupted`]) with redb's message.
+//!
+//! [`KvBackend::check`] with `repair = false` only reads: it walks the file
+//! verifying every checksum, the order and the counts (redb's own check
+//! repairs, so it runs only with `repair = true`, which then also drops
+//! the entries whose checksum fails and names them in
+//! [`CheckReport::dropped_keys`]).
 //!
 //! ## Durability
 //! Writes go to an in-memory overlay that every read of this handle
@@ -37,15 +75,6 @@
 //! batch ([`KvBackend::apply_batch`]) always lands in a single commit.
 //! redb recovers an interrupted file on the next writable open.
 //!
-//! A file damaged outside redb (a flipped bit, garbage) is refused at a
-//! writable open with [`OpenError::Corrupted`] or [`OpenError::Backend`]:
-//! every writable open verifies the checksums of the whole file
-//! ([`Builder::set_check_integrity_on_open`]; about 10 ms for a 15 MB file),
-//! and an open that panics inside redb is caught and reported as
-//! corruption. A read-only open (flag `r`) cannot verify (the check
-//! commits); there, and for any read, a panic inside redb is caught and
-//! returned as [`Error::Corrupted`].
-//!
 //! ## Reads and other details
 //! Reads of a single-process handle share one cached read transaction,
 //! dropped at every commit; in multi-process mode each read takes a fresh
@@ -60,7 +89,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::ops::Bound;
 use std::os::unix::fs::OpenOptionsExt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -70,10 +98,15 @@ use redb::{
     ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError, TableDefinition,
     TableError,
 };
+use shelf_core::raw::{self, Shielded, Walk};
 use shelf_core::{
     BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair, KvRange,
-    OpenBackend, OpenError, Probe, StorageStats, range_is_empty,
+    OpenBackend, OpenError, Probe, StorageStats, range_is_empty, show_key,
 };
+
+/// The engine, re-exported so a program (or a test) can open the file with
+/// the very version this backend writes.
+pub use redb;
 
 /// The backend's registry name.
 pub const NAME: &str = "redb";
@@ -87,6 +120,15 @@ const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf_meta");
 /// The key of the commit number in the `shelf_meta` table: not UTF-8, so no
 /// metadata name can take it.
 pub const COMMIT_KEY: &[u8] = b"\xffshelf:commit";
+
+/// The key of the format record in the `shelf_meta` table (not UTF-8, like
+/// [`COMMIT_KEY`]): present, sealed, with the value [`FORMAT_SEALED`] in a
+/// file whose values carry checksums; absent in a file written before them.
+pub const FORMAT_KEY: &[u8] = b"\xffshelf:format";
+
+/// The format whose every stored value (entries and metadata) ends with a
+/// checksum ([`shelf_core::raw::seal`]).
+pub const FORMAT_SEALED: &[u8] = b"2";
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`).
 pub const MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -200,6 +242,8 @@ struct Reader<'a> {
     handle: Option<&'a Handle>,
     cache: &'a Mutex<Option<Snapshot>>,
     multi_process: bool,
+    sealed: bool,
+    format_pending: bool,
     path: &'a Path,
 }
 
@@ -207,10 +251,25 @@ impl Reader<'_> {
     fn fresh_snapshot(&self) -> Result<Snapshot, Error> {
         let handle = self.handle.ok_or(Error::Closed)?;
         let txn = handle.begin_read().map_err(err("begin a read transaction"))?;
-        Ok(Snapshot {
-            data: table_or_none(txn.open_table(DATA))?,
-            meta: table_or_none(txn.open_table(META))?,
-        })
+        let data = table_or_none(txn.open_table(DATA))?;
+        let meta = table_or_none(txn.open_table(META))?;
+        // A read-only handle opened on a blank file learns its format from
+        // the first snapshot that has one (another process initialised it).
+        let sealed = self.sealed
+            || (self.format_pending
+                && match &meta {
+                    Some(m) => m.get(FORMAT_KEY).map_err(err("read the format"))?.is_some(),
+                    None => false,
+                });
+        if data.is_none() && sealed {
+            // Created with the file and never deleted since (flag `n`
+            // recreates it in the same commit).
+            return Err(Error::Corrupted {
+                path: self.path.to_owned(),
+                detail: "redb no longer finds the table of entries".to_owned(),
+            });
+        }
+        Ok(Snapshot { data, meta, sealed })
     }
 
     /// Runs `f` on a snapshot of the file: the cached one, or a fresh one in
@@ -242,6 +301,19 @@ impl Reader<'_> {
 struct Snapshot {
     data: Option<Table>,
     meta: Option<Table>,
+    /// Whether the file's values carry checksums.
+    sealed: bool,
+}
+
+/// What a file's format record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// Values carry checksums.
+    Sealed,
+    /// Written before checksums: plain values.
+    Unsealed,
+    /// No table yet: nothing was ever committed.
+    Blank,
 }
 
 /// The open redb handle: writable, or read-only (flag `r`).
@@ -268,6 +340,11 @@ pub struct RedbBackend {
     handle: Option<Handle>,
     read_only: bool,
     multi_process: bool,
+    /// Whether the file's values carry checksums ([`FORMAT_KEY`]).
+    sealed: bool,
+    /// A read-only handle on a blank file: each snapshot looks for the
+    /// format record a writer may have written since.
+    format_pending: bool,
     overlay: Overlay,
     meta_overlay: BTreeMap<String, Vec<u8>>,
     /// Keys added minus keys removed by the overlay (single-process mode).
@@ -322,16 +399,6 @@ fn err<E: Into<redb::Error>>(operation: &'static str) -> impl FnOnce(E) -> Error
     move |e| backend_err(operation)(e.into())
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "redb panicked".to_owned()
-    }
-}
-
 fn map_open_error(path: &Path, e: DatabaseError) -> Attempt {
     match e {
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => Attempt::Locked,
@@ -351,62 +418,36 @@ fn map_open_error(path: &Path, e: DatabaseError) -> Attempt {
 
 /// Runs one redb open, turning a panic inside redb into corruption.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, DatabaseError>) -> Result<T, Attempt> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match raw::shield(f) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(map_open_error(path, e)),
-        Err(payload) => Err(Attempt::Failed(OpenError::Corrupted {
+        Err(message) => Err(Attempt::Failed(OpenError::Corrupted {
             path: path.to_owned(),
-            detail: format!("redb could not read the file ({})", panic_message(payload.as_ref())),
+            detail: format!("redb could not read the file ({message})"),
         })),
     }
 }
 
-/// Runs `f`, turning a panic inside redb into [`Error::Corrupted`].
+/// Runs `f`, turning a panic inside redb into [`Error::Corrupted`] (printing
+/// nothing).
 fn shield<T>(path: &Path, operation: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(corrupted(path, operation, &*payload)))
+    raw::shield(f).unwrap_or_else(|message| Err(corrupted(path, operation, &message)))
 }
 
-fn corrupted(path: &Path, operation: &str, payload: &(dyn std::any::Any + Send)) -> Error {
-    Error::Corrupted {
+fn corrupted(path: &Path, operation: &str, message: &str) -> Error {
+    Error::Corrupted { path: path.to_owned(), detail: format!("redb failed to {operation}: {message}") }
+}
+
+/// The value inside a stored form: checked and stripped of its checksum in
+/// a sealed file, as stored in a file written before checksums.
+fn opened<'a>(path: &Path, sealed: bool, key: &[u8], stored: &'a [u8]) -> Result<&'a [u8], Error> {
+    if !sealed {
+        return Ok(stored);
+    }
+    raw::unseal(key, stored).ok_or_else(|| Error::Corrupted {
         path: path.to_owned(),
-        detail: format!("redb failed to {operation}: {}", panic_message(payload)),
-    }
-}
-
-/// A redb range that turns a panic inside redb into one
-/// [`Error::Corrupted`] item, then ends.
-struct Shielded<I> {
-    inner: I,
-    path: PathBuf,
-    done: bool,
-}
-
-impl<I: Iterator<Item = Result<KvPair, Error>>> Shielded<I> {
-    fn step(&mut self, f: impl FnOnce(&mut I) -> Option<I::Item>) -> Option<I::Item> {
-        if self.done {
-            return None;
-        }
-        match catch_unwind(AssertUnwindSafe(|| f(&mut self.inner))) {
-            Ok(item) => item,
-            Err(payload) => {
-                self.done = true;
-                Some(Err(corrupted(&self.path, "read a range", &*payload)))
-            }
-        }
-    }
-}
-
-impl<I: Iterator<Item = Result<KvPair, Error>>> Iterator for Shielded<I> {
-    type Item = Result<KvPair, Error>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.step(Iterator::next)
-    }
-}
-
-impl<I: DoubleEndedIterator<Item = Result<KvPair, Error>>> DoubleEndedIterator for Shielded<I> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.step(DoubleEndedIterator::next_back)
-    }
+        detail: format!("the checksum of key {:?} does not match its bytes", show_key(key)),
+    })
 }
 
 fn builder(multi_process: bool, verify: bool) -> Builder {
@@ -477,12 +518,24 @@ impl RedbBackend {
             let _ = fs::remove_file(path);
         }
         let mut backend = result?;
+        let fail = |e: Error| match e {
+            Error::Corrupted { path, detail } => OpenError::Corrupted { path, detail },
+            e => OpenError::Backend { backend: NAME, path: path.to_owned(), source: Box::new(e) },
+        };
+        if backend.detect_format().map_err(fail)? == Format::Blank {
+            // A new file (or one created and never written, by a crash or
+            // by another process an instant ago): the current format.
+            if backend.read_only {
+                backend.format_pending = true;
+            } else {
+                backend.init_format().map_err(fail)?;
+                backend.detect_format().map_err(fail)?;
+            }
+        }
         if options.flag == Flag::New && !created {
-            backend.clear_all().map_err(|e| OpenError::Backend {
-                backend: NAME,
-                path: path.to_owned(),
-                source: Box::new(e),
-            })?;
+            // Another handle may be reading the file in multi-process mode,
+            // in the format it learnt at its open: keep that one there.
+            backend.clear_all(!options.multi_process).map_err(fail)?;
         }
         Ok(backend)
     }
@@ -510,6 +563,9 @@ impl RedbBackend {
             handle: Some(handle),
             read_only: options.flag == Flag::Read,
             multi_process: multi,
+            // Set by `open` once the file's format is known.
+            sealed: false,
+            format_pending: false,
             overlay: Overlay::default(),
             meta_overlay: BTreeMap::new(),
             len_delta: 0,
@@ -561,6 +617,8 @@ impl RedbBackend {
             handle: self.handle.as_ref(),
             cache: &self.cache,
             multi_process: self.multi_process,
+            sealed: self.sealed,
+            format_pending: self.format_pending,
             path: &self.path,
         }
     }
@@ -583,10 +641,31 @@ impl RedbBackend {
         *self.cache.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    fn db_get(table: &Option<Table>, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    /// The value of `key` in `table` of `snap`, its checksum verified.
+    fn db_get(&self, snap: &Snapshot, table: &Option<Table>, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         match table {
             None => Ok(None),
-            Some(t) => Ok(t.get(key).map_err(err("read a value"))?.map(|g| g.value().to_vec())),
+            Some(t) => match t.get(key).map_err(err("read a value"))? {
+                Some(g) => Ok(Some(opened(&self.path, snap.sealed, key, g.value())?.to_vec())),
+                None if !snap.sealed => Ok(None),
+                None => {
+                    // A miss is confirmed by a range seek, which steps over
+                    // leaf boundaries: a damaged branch page that sends the
+                    // lookup to the wrong leaf often shows here (redb checks
+                    // branch checksums only at a writable open and `check`).
+                    let next = t.range::<&[u8]>(key..).map_err(err("read a value"))?.next();
+                    match next.transpose().map_err(err("read a value"))? {
+                        Some((k, _)) if k.value() == key => Err(Error::Corrupted {
+                            path: self.path.clone(),
+                            detail: format!(
+                                "redb's index misses key {:?}, which a scan finds: a branch page is damaged",
+                                show_key(key)
+                            ),
+                        }),
+                        _ => Ok(None),
+                    }
+                }
+            },
         }
     }
 
@@ -613,6 +692,8 @@ impl RedbBackend {
             handle: self.handle.as_ref(),
             cache: &self.cache,
             multi_process: multi,
+            sealed: self.sealed,
+            format_pending: self.format_pending,
             path: &self.path,
         };
         let delta = self.overlay.put(key, value, || match known_in_db {
@@ -653,12 +734,25 @@ impl RedbBackend {
         let mut txn = db.begin_write().map_err(err("begin a write transaction"))?;
         let durability = if lazy { Durability::None } else { Durability::Immediate };
         txn.set_durability(durability).map_err(err("set the durability"))?;
+        let sealed = self.sealed;
+        let mut buf = Vec::new();
+        // The stored form of a value: sealed with its key in a sealed file.
+        let mut store = |k: &[u8], v: &'_ [u8]| -> Vec<u8> {
+            buf.clear();
+            if sealed {
+                raw::seal_into(k, v, &mut buf);
+            } else {
+                buf.extend_from_slice(v);
+            }
+            std::mem::take(&mut buf)
+        };
         {
             let mut data = txn.open_table(DATA).map_err(err("open the data table"))?;
             for (k, span) in &self.overlay.map {
                 match span {
                     Some(span) => {
-                        data.insert(k.as_slice(), self.overlay.slice(*span)).map_err(err("insert"))?;
+                        let stored = store(k, self.overlay.slice(*span));
+                        data.insert(k.as_slice(), stored.as_slice()).map_err(err("insert"))?;
                     }
                     None => {
                         data.remove(k.as_slice()).map_err(err("remove"))?;
@@ -667,15 +761,13 @@ impl RedbBackend {
             }
             let mut meta = txn.open_table(META).map_err(err("open the metadata table"))?;
             for (name, v) in &self.meta_overlay {
-                meta.insert(name.as_bytes(), v.as_slice()).map_err(err("set metadata"))?;
+                let stored = store(name.as_bytes(), v);
+                meta.insert(name.as_bytes(), stored.as_slice()).map_err(err("set metadata"))?;
             }
             if changed {
-                let current = match meta.get(COMMIT_KEY).map_err(err("read the commit number"))? {
-                    Some(g) => decode_counter(g.value()),
-                    None => 0,
-                };
-                meta.insert(COMMIT_KEY, (current + 1).to_le_bytes().as_slice())
-                    .map_err(err("write the commit number"))?;
+                let current = read_counter(&self.path, sealed, &meta)?;
+                let stored = store(COMMIT_KEY, &(current + 1).to_le_bytes());
+                meta.insert(COMMIT_KEY, stored.as_slice()).map_err(err("write the commit number"))?;
             }
         }
         txn.commit().map_err(err("commit"))?;
@@ -686,26 +778,155 @@ impl RedbBackend {
         Ok(())
     }
 
-    /// Flag `n`: drops every entry and every metadata value (the commit
-    /// number keeps growing), durably.
-    fn clear_all(&mut self) -> Result<(), Error> {
+    /// Flag `n` (and creation): drops every entry and every metadata value
+    /// (the commit number keeps growing), durably, leaving the file in the
+    /// sealed format when `seal`, in its current one otherwise.
+    fn clear_all(&mut self, seal: bool) -> Result<(), Error> {
         let Some(Handle::Rw(db)) = self.handle.as_ref() else {
             return Err(Error::ReadOnly { operation: "clear" });
         };
+        let sealed = self.sealed || seal;
         let txn = db.begin_write().map_err(err("begin a write transaction"))?;
         txn.delete_table(DATA).map_err(err("delete the data table"))?;
         {
             txn.open_table(DATA).map_err(err("create the data table"))?;
             let mut meta = txn.open_table(META).map_err(err("open the metadata table"))?;
-            let current = match meta.get(COMMIT_KEY).map_err(err("read the commit number"))? {
-                Some(g) => decode_counter(g.value()),
-                None => 0,
-            };
+            // A damaged counter must not stop a fresh start.
+            let current = read_counter(&self.path, self.sealed, &meta).unwrap_or(0);
             meta.retain(|_, _| false).map_err(err("clear the metadata"))?;
-            meta.insert(COMMIT_KEY, (current + 1).to_le_bytes().as_slice())
+            let counter = (current + 1).to_le_bytes();
+            let store = |k: &[u8], v: &[u8]| if sealed { raw::seal(k, v) } else { v.to_vec() };
+            meta.insert(COMMIT_KEY, store(COMMIT_KEY, &counter).as_slice())
                 .map_err(err("write the commit number"))?;
+            if sealed {
+                meta.insert(FORMAT_KEY, raw::seal(FORMAT_KEY, FORMAT_SEALED).as_slice())
+                    .map_err(err("write the format"))?;
+            }
         }
         txn.commit().map_err(err("commit"))?;
+        self.sealed = sealed;
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Walks every entry and metadata value of the file (not the
+    /// overlay), verifying checksums, order and the table's count: the
+    /// number of sound entries, one line per problem, and the keys whose
+    /// checksum failed.
+    #[allow(clippy::type_complexity)]
+    fn audit(&self) -> Result<(u64, Vec<String>, Vec<Vec<u8>>), Error> {
+        let path = self.path.clone();
+        let shown = path.display().to_string();
+        let outcome = raw::shield(|| -> Result<_, Error> {
+            let snap = self.fresh_snapshot()?;
+            let (mut good, mut problems, mut bad) = (0u64, Vec::new(), Vec::new());
+            for (table, name) in [(&snap.data, "entries"), (&snap.meta, "metadata")] {
+                let Some(t) = table else { continue };
+                let expected = t.len().map_err(err("count the entries"))?;
+                let (mut seen, mut last): (u64, Option<Vec<u8>>) = (0, None);
+                for item in t.iter().map_err(err("read a range"))? {
+                    let (k, v) = match item {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            problems.push(format!("{shown}: redb failed to read the {name}: {e}"));
+                            break;
+                        }
+                    };
+                    seen += 1;
+                    let key = k.value();
+                    if last.as_deref().is_some_and(|l| l >= key) {
+                        problems.push(format!("{shown}: {name} out of order at key {:?}", show_key(key)));
+                    }
+                    last = Some(key.to_vec());
+                    if snap.sealed && raw::unseal(key, v.value()).is_none() {
+                        problems
+                            .push(format!("{shown}: the checksum of key {:?} does not match", show_key(key)));
+                        if name == "entries" {
+                            bad.push(key.to_vec());
+                        }
+                    } else if name == "entries" {
+                        good += 1;
+                    }
+                }
+                if seen != expected {
+                    problems.push(format!("{shown}: the {name} table counts {expected} but holds {seen}"));
+                }
+            }
+            Ok((good, problems, bad))
+        });
+        outcome.unwrap_or_else(|message| Err(corrupted(&path, "check the file", &message)))
+    }
+
+    /// Learns the format of an existing file from its format record. A file
+    /// without one was written before checksums, unless its values say
+    /// otherwise: a sealed commit number (twelve bytes) or a first entry
+    /// whose checksum matches mean the record was lost to damage.
+    fn detect_format(&mut self) -> Result<Format, Error> {
+        let path = self.path.clone();
+        let format = shield(&path, "read the format", || self.read_format())?;
+        if format == Format::Sealed {
+            self.sealed = true;
+            self.invalidate();
+        }
+        Ok(format)
+    }
+
+    /// The file's format (see [`Self::detect_format`]).
+    fn read_format(&self) -> Result<Format, Error> {
+        let snap = self.fresh_snapshot()?;
+        if snap.data.is_none() && snap.meta.is_none() {
+            return Ok(Format::Blank);
+        }
+        let path = &self.path;
+        let damaged = |detail: &str| Error::Corrupted { path: path.to_owned(), detail: detail.to_owned() };
+        if let Some(meta) = &snap.meta {
+            if let Some(g) = meta.get(FORMAT_KEY).map_err(err("read the format"))? {
+                return match raw::unseal(FORMAT_KEY, g.value()) {
+                    Some(FORMAT_SEALED) => Ok(Format::Sealed),
+                    Some(_) => Err(damaged("the format record names a format this version does not know")),
+                    None => Err(damaged("the checksum of the format record does not match")),
+                };
+            }
+            let commit = meta.get(COMMIT_KEY).map_err(err("read the commit number"))?;
+            if commit.is_some_and(|g| g.value().len() != 8) {
+                return Err(damaged("the format record is missing but the commit number is sealed"));
+            }
+        }
+        // The first and the last entry: one flip cannot damage both and
+        // the format record.
+        if let Some(data) = &snap.data {
+            let first = data.first().map_err(err("read the first entry"))?;
+            let last = data.last().map_err(err("read the last entry"))?;
+            for (k, v) in first.iter().chain(last.iter()) {
+                if raw::unseal(k.value(), v.value()).is_some() {
+                    return Err(damaged("the format record is missing but the entries carry checksums"));
+                }
+            }
+        }
+        Ok(Format::Unsealed)
+    }
+
+    /// Writes the format record into a blank file, durably, unless another
+    /// handle wrote anything first.
+    fn init_format(&mut self) -> Result<(), Error> {
+        let Some(Handle::Rw(db)) = self.handle.as_ref() else {
+            return Err(Error::ReadOnly { operation: "initialise the file" });
+        };
+        let path = self.path.clone();
+        shield(&path, "initialise the file", || {
+            let txn = db.begin_write().map_err(err("begin a write transaction"))?;
+            {
+                let data = txn.open_table(DATA).map_err(err("create the data table"))?;
+                let mut meta = txn.open_table(META).map_err(err("create the metadata table"))?;
+                let blank = data.is_empty().map_err(err("count the entries"))?
+                    && meta.is_empty().map_err(err("count the metadata"))?;
+                if blank {
+                    meta.insert(FORMAT_KEY, raw::seal(FORMAT_KEY, FORMAT_SEALED).as_slice())
+                        .map_err(err("write the format"))?;
+                }
+            }
+            txn.commit().map_err(err("commit"))
+        })?;
         self.invalidate();
         Ok(())
     }
@@ -716,11 +937,24 @@ impl RedbBackend {
             None => Ok(Box::new(std::iter::empty()) as KvRange<'static>),
             Some(t) => {
                 let r = t.range::<&[u8]>((lower, upper)).map_err(err("read a range"))?;
-                let items = r.map(|item| {
-                    item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())).map_err(err("read a range"))
+                let (path, sealed) = (self.path.clone(), s.sealed);
+                let items = r.map(move |item| {
+                    let (k, v) = item.map_err(err("read a range"))?;
+                    let value = opened(&path, sealed, k.value(), v.value())?.to_vec();
+                    Ok((k.value().to_vec(), value))
                 });
-                Ok(Box::new(Shielded { inner: items, path: self.path.clone(), done: false })
-                    as KvRange<'static>)
+                let path = self.path.clone();
+                let shielded = Shielded::new(items, move |m: String| corrupted(&path, "read a range", &m));
+                // A walk over every key must yield as many entries as the
+                // table counts: damage that drops entries is an error.
+                let whole = matches!((lower, upper), (Bound::Unbounded, Bound::Unbounded));
+                let expected = if whole { Some(t.len().map_err(err("count the entries"))?) } else { None };
+                let path = self.path.clone();
+                let walk = Walk::new(shielded, expected, move |detail| Error::Corrupted {
+                    path: path.clone(),
+                    detail,
+                });
+                Ok(Box::new(walk) as KvRange<'static>)
             }
         })?;
         if self.overlay.is_empty() {
@@ -739,8 +973,20 @@ impl RedbBackend {
     }
 }
 
-fn decode_counter(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_le_bytes).unwrap_or(0)
+/// The commit number stored in `meta` (0 when absent).
+fn read_counter(
+    path: &Path,
+    sealed: bool,
+    meta: &impl ReadableTable<&'static [u8], &'static [u8]>,
+) -> Result<u64, Error> {
+    let Some(g) = meta.get(COMMIT_KEY).map_err(err("read the commit number"))? else {
+        return Ok(0);
+    };
+    let bytes = opened(path, sealed, COMMIT_KEY, g.value())?;
+    bytes.try_into().map(u64::from_le_bytes).map_err(|_| Error::Corrupted {
+        path: path.to_owned(),
+        detail: format!("the commit number has {} bytes, not 8", bytes.len()),
+    })
 }
 
 type OverItem<'a> = (&'a Vec<u8>, &'a Option<Span>);
@@ -852,7 +1098,7 @@ impl KvBackend for RedbBackend {
         if let Some(v) = self.overlay.get(key) {
             return Ok(v.map(<[u8]>::to_vec));
         }
-        self.with_snapshot(|s| Self::db_get(&s.data, key))
+        self.with_snapshot(|s| self.db_get(s, &s.data, key))
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
@@ -950,7 +1196,7 @@ impl KvBackend for RedbBackend {
         if let Some(v) = self.meta_overlay.get(name) {
             return Ok(Some(v.clone()));
         }
-        self.with_snapshot(|s| Self::db_get(&s.meta, name.as_bytes()))
+        self.with_snapshot(|s| self.db_get(s, &s.meta, name.as_bytes()))
     }
 
     fn set_metadata(&mut self, name: &str, value: &[u8]) -> Result<(), Error> {
@@ -1016,7 +1262,14 @@ impl KvBackend for RedbBackend {
     }
 
     fn check(&mut self, repair: bool) -> Result<CheckReport, Error> {
-        let _ = repair;
+        self.live()?;
+        if !repair {
+            // Reads only: redb's own check (`Database::check_integrity`)
+            // repairs what it finds, so `check(false)` walks the file
+            // instead, verifying every checksum of shelf's.
+            let (good, problems, _) = self.audit()?;
+            return Ok(CheckReport::new(good, problems, false));
+        }
         self.writable("check")?;
         self.commit(false)?;
         self.invalidate();
@@ -1024,32 +1277,60 @@ impl KvBackend for RedbBackend {
             return Err(Error::ReadOnly { operation: "check" });
         };
         let path = self.path.display().to_string();
-        let checked = catch_unwind(AssertUnwindSafe(|| db.check_integrity()));
-        let checked = checked.unwrap_or_else(|payload| {
-            Err(DatabaseError::Storage(StorageError::Corrupted(panic_message(&*payload))))
-        });
-        let (problems, repaired) = match checked {
-            Ok(true) => (Vec::new(), false),
-            Ok(false) => (vec![format!("{path}: checksums did not match; redb repaired the file")], true),
+        let checked = raw::shield(|| db.check_integrity())
+            .unwrap_or_else(|message| Err(DatabaseError::Storage(StorageError::Corrupted(message))));
+        let mut problems = Vec::new();
+        let mut repaired = false;
+        match checked {
+            Ok(true) => {}
+            Ok(false) => {
+                problems.push(format!("{path}: redb's page checksums did not match; redb repaired the file"));
+                repaired = true;
+            }
             Err(DatabaseError::Storage(StorageError::Corrupted(detail))) => {
-                (vec![format!("{path}: corrupted beyond repair: {detail}")], false)
+                problems.push(format!("{path}: corrupted beyond repair: {detail}"));
+                return Ok(CheckReport::new(0, problems, false));
             }
             Err(e) => return Err(backend_err("check the file")(e.into())),
-        };
-        let good = if problems.is_empty() || repaired { self.len()? as u64 } else { 0 };
-        Ok(CheckReport::new(good, problems, repaired))
+        }
+        self.invalidate();
+        let (good, found, bad) = self.audit()?;
+        problems.extend(found);
+        if !bad.is_empty() {
+            // Entries whose checksum fails cannot be trusted: drop them,
+            // in one durable commit, and name them.
+            let Some(Handle::Rw(db)) = self.handle.as_ref() else {
+                return Err(Error::ReadOnly { operation: "check" });
+            };
+            let txn = db.begin_write().map_err(err("begin a write transaction"))?;
+            {
+                let mut data = txn.open_table(DATA).map_err(err("open the data table"))?;
+                for k in &bad {
+                    data.remove(k.as_slice()).map_err(err("remove"))?;
+                }
+            }
+            txn.commit().map_err(err("commit"))?;
+            self.invalidate();
+            repaired = true;
+        }
+        Ok(CheckReport::new(good, problems, repaired).with_dropped_keys(bad))
     }
 
     fn commit_number(&self) -> Result<u64, Error> {
         self.shielded("read the commit number", || {
             let snap = self.fresh_snapshot()?;
-            Ok(Self::db_get(&snap.meta, COMMIT_KEY)?.map_or(0, |b| decode_counter(&b)))
+            match &snap.meta {
+                None => Ok(0),
+                Some(meta) => read_counter(&self.path, snap.sealed, meta),
+            }
         })
     }
 
     fn stats(&self) -> Result<StorageStats, Error> {
         self.live()?;
-        Ok(StorageStats::new(file_size(&self.path), None, vec![self.path.clone()]))
+        let bytes = fs::metadata(&self.path).map_err(|e| Error::io(&self.path, e))?.len();
+        // redb does not tell how much a compaction would give back.
+        Ok(StorageStats::new(bytes, None, vec![self.path.clone()]))
     }
 }
 

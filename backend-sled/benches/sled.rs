@@ -1,6 +1,7 @@
 //! The sled backend against sled itself: 100k inserts (16-byte keys,
 //! 100-byte values) then a flush, and 100k random gets, through
-//! `SledBackend` and with sled's own API.
+//! `SledBackend` and with sled's own API; gets also from a database written
+//! before value checksums, to show their cost.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -90,6 +91,29 @@ fn random_get(c: &mut Criterion) {
         b.iter(|| {
             for k in &order {
                 black_box(backend.get(k).unwrap());
+            }
+        });
+    });
+    // The same reads of a database written before value checksums (layout
+    // "1", plain values): the cost of verifying them, side by side.
+    let legacy_path = dir.path().join("legacy");
+    {
+        let (db, _) = raw_fill(&legacy_path, &keys);
+        let meta = db.open_tree(backend_sled::META_TREE).unwrap();
+        meta.insert(backend_sled::MARKER_KEY, b"1").unwrap();
+        db.flush().unwrap();
+    }
+    let legacy = loop {
+        // sled's threads let go of the lock shortly after the drop.
+        match SledBackend::open(&legacy_path, &BackendOptions::with_flag(Flag::Read)) {
+            Ok(b) => break b,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    };
+    g.bench_function("SledBackend, database without checksums", |b| {
+        b.iter(|| {
+            for k in &order {
+                black_box(legacy.get(k).unwrap());
             }
         });
     });

@@ -18,6 +18,9 @@ mod error;
 mod memory;
 mod pickle;
 mod protocol;
+/// The implementor's toolkit: panic shielding, value checksums and checked
+/// listings for backend authors (users of shelf need none of it).
+pub mod raw;
 mod share;
 mod shelf;
 mod value;
