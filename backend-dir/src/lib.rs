@@ -84,10 +84,8 @@ use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use shelf_core::{
-    BackendOptions, BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, OpenBackend, OpenError, Probe,
-    StorageStats,
-};
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
+use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, OpenError, StorageStats};
 
 mod marker;
 mod scan;
@@ -248,8 +246,10 @@ impl DirBackend {
     /// safe relative path. (Where the path then leads is cap-std's to
     /// confine; this only keeps the key's own text well-formed.)
     fn rel_path(key: &[u8]) -> Result<PathBuf, Error> {
-        let bad =
-            |reason: &str| Error::InvalidKey { key: shelf_core::show_key(key), reason: reason.to_owned() };
+        let bad = |reason: &str| Error::InvalidKey {
+            key: shelf_core::raw::show_key(key),
+            reason: reason.to_owned(),
+        };
         let text =
             std::str::from_utf8(key).map_err(|_| bad("a dir key must be UTF-8 (it is a file name)"))?;
         if text.is_empty() {
@@ -283,7 +283,7 @@ impl DirBackend {
     /// The error for an operation on `key` that failed with `e`.
     fn key_err(&self, key: &[u8], rel: &Path, e: io::Error) -> Error {
         if is_escape(&e) {
-            Error::InvalidKey { key: shelf_core::show_key(key), reason: ESCAPES.to_owned() }
+            Error::InvalidKey { key: shelf_core::raw::show_key(key), reason: ESCAPES.to_owned() }
         } else {
             Error::io(self.root.join(rel), e)
         }
@@ -537,7 +537,7 @@ impl KvBackend for DirBackend {
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         // Not atomic: each operation is its own rename or unlink.
         self.writable("apply a batch")?;
-        shelf_core::apply_one_by_one(self, ops)
+        shelf_core::raw::apply_one_by_one(self, ops)
     }
 
     fn commit_number(&self) -> Result<u64, Error> {

@@ -9,7 +9,8 @@ use std::hint::black_box;
 
 use backend_dumb::DumbBackend;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use shelf_core::{BackendOptions, Flag, KvBackend};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend};
 
 const N: u64 = 100_000;
 

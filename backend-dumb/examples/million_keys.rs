@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use backend_dumb::DumbBackend;
-use shelf_core::{BackendOptions, Flag, KvBackend};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend};
 
 const KEYS: u64 = 1_000_000;
 

@@ -117,9 +117,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe, show_key};
 use shelf_core::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, OpenBackend,
-    OpenError, Probe, SharedBytes, StorageStats, show_key,
+    BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, OpenError, SharedBytes, StorageStats,
 };
 
 pub use format::{Line, parse_line, write_line};
@@ -1611,7 +1611,7 @@ impl KvBackend for DumbBackend {
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         // Not atomic (capabilities say so): applied one by one.
         self.check_writable("apply a batch")?;
-        shelf_core::apply_one_by_one(self, ops)
+        shelf_core::raw::apply_one_by_one(self, ops)
     }
 
     /// Packs the live values into a new `.dat` and `.dir`, put in place

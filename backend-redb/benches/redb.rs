@@ -13,7 +13,8 @@ use std::path::Path;
 use backend_redb::RedbBackend;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, TableDefinition};
-use shelf_core::{BackendOptions, Flag, KvBackend, Protocol, Shelf, ShelfOptions};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend, Protocol, Shelf, ShelfOptions};
 
 const N: u64 = 100_000;
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf");

@@ -7,7 +7,8 @@
 use std::time::Instant;
 
 use backend_redb::RedbBackend;
-use shelf_core::{BackendOptions, Flag, KvBackend};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

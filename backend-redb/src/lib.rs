@@ -99,9 +99,10 @@ use redb::{
     TableError,
 };
 use shelf_core::raw::{self, Shielded, Walk};
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe, range_is_empty, show_key};
 use shelf_core::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair, KvRange,
-    OpenBackend, OpenError, Probe, StorageStats, range_is_empty, show_key,
+    BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair, KvRange, OpenError,
+    StorageStats,
 };
 
 /// The engine, re-exported so a program (or a test) can open the file with

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use backend_sled::SledBackend;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use shelf_core::{BackendOptions, Flag, KvBackend};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend};
 
 const N: u64 = 100_000;
 

@@ -92,10 +92,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use shelf_core::raw::{self, Shielded, Walk};
-use shelf_core::{
-    BackendOptions, BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvRange, OpenBackend, OpenError,
-    Probe, StorageStats, range_is_empty, show_key,
-};
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe, range_is_empty, show_key};
+use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvRange, OpenError, StorageStats};
 
 /// The engine, re-exported so a program (or a test) can open the directory
 /// with the very version this backend writes.

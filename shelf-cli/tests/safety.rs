@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use shelf::{BackendOptions, Flag, OpenOptions, Protocol, Value};
+use shelf::raw::BackendOptions;
+use shelf::{Flag, OpenOptions, Protocol, Value};
 
 fn shelf_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shelf"))

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, OpenError};
+use crate::raw::LOCK_GRACE;
 
 /// A key-value pair as stored: raw key bytes and raw value bytes.
 pub type KvPair = (Vec<u8>, Vec<u8>);
@@ -196,14 +197,6 @@ impl Default for BackendOptions {
         }
     }
 }
-
-/// How long a backend retries a lock when no timeout is asked for.
-///
-/// "At once" still allows this grace: a lock released by a close can linger
-/// for a moment in a child the process is forking (the child holds the
-/// descriptor until its exec closes it), which would otherwise make a
-/// close-then-reopen fail spuriously in a program that spawns processes.
-pub const LOCK_GRACE: Duration = Duration::from_millis(50);
 
 impl BackendOptions {
     /// The instant until which a backend retries a held lock: the lock
@@ -508,23 +501,6 @@ pub trait KvBackend: Send {
     fn get_shared(&self, key: &[u8]) -> Result<Option<SharedBytes>, Error> {
         Ok(self.get(key)?.map(SharedBytes::from))
     }
-}
-
-/// Applies `ops` in order through `insert` and `remove`: the
-/// [`KvBackend::apply_batch`] of a backend whose batches are not atomic.
-///
-/// # Errors
-/// The first failing operation's; those before it stay applied.
-pub fn apply_one_by_one<B: KvBackend + ?Sized>(backend: &mut B, ops: &[BatchOp<'_>]) -> Result<(), Error> {
-    for op in ops {
-        match *op {
-            BatchOp::Insert(k, v) => backend.insert(k, v)?,
-            BatchOp::Remove(k) => {
-                backend.remove(k)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A backend that can be opened by path: what the facade's registry and

@@ -11,26 +11,25 @@
 //! - [`Protocol`], the serialization formats, and [`Value`], a dynamic value
 //!   covering Python's data model;
 //! - [`Error`] and [`OpenError`];
-//! - [`MemoryBackend`], Python's `Shelf(dict)`.
+//! - [`MemoryBackend`], Python's `Shelf(dict)`;
+//! - [`raw`], the toolkit backend authors build on (nothing there is needed
+//!   to use a shelf).
 
 mod backend;
 mod error;
 mod memory;
 mod pickle;
 mod protocol;
-/// The implementor's toolkit: panic shielding, value checksums and checked
-/// listings for backend authors (users of shelf need none of it).
 pub mod raw;
 mod share;
 mod shelf;
 mod value;
 
 pub use backend::{
-    BackendOptions, BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, LOCK_GRACE,
-    OpenBackend, Probe, SharedBytes, StorageStats, apply_one_by_one,
+    BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, SharedBytes, StorageStats,
 };
-pub use error::{BoxError, Error, OpenError, show_key};
-pub use memory::{MemoryBackend, range_is_empty};
+pub use error::{BoxError, Error, OpenError};
+pub use memory::MemoryBackend;
 pub use protocol::{PickleOptions, Protocol};
 pub use share::{Link, hash_bucket};
 pub use shelf::{Shelf, ShelfOptions, Transaction};

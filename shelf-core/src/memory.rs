@@ -8,6 +8,7 @@ use crate::backend::{
     BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvRange, OpenBackend, Probe,
 };
 use crate::error::{Error, OpenError};
+use crate::raw::range_is_empty;
 
 /// A backend that keeps everything in a `BTreeMap` and forgets it on close.
 ///
@@ -153,17 +154,5 @@ impl OpenBackend for MemoryBackend {
     /// A memory database is never on disk.
     fn probe(_path: &Path) -> Probe {
         Probe::Absent
-    }
-}
-
-/// Whether the bounds describe no key at all (start after end, or equal
-/// with either side excluded). `BTreeMap::range` panics on those, and so do
-/// some engines, so backends check first.
-pub fn range_is_empty(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
-    use Bound::*;
-    match (lower, upper) {
-        (Included(a), Included(b)) => a > b,
-        (Included(a), Excluded(b)) | (Excluded(a), Included(b)) | (Excluded(a), Excluded(b)) => a >= b,
-        _ => false,
     }
 }

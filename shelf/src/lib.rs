@@ -3,10 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+pub use shelf_core::raw;
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
 pub use shelf_core::{
-    BackendOptions, BatchOp, BoxError, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair,
-    KvRange, Link, MemoryBackend, OpenBackend, OpenError, PickleOptions, Probe, Protocol, SharedBytes, Shelf,
-    ShelfOptions, StorageStats, Transaction, Value, hash_bucket, show_key,
+    BatchOp, BoxError, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair, KvRange, Link,
+    MemoryBackend, OpenError, PickleOptions, Protocol, SharedBytes, Shelf, ShelfOptions, StorageStats,
+    Transaction, Value, hash_bucket,
 };
 
 mod registry;

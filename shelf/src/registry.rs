@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use shelf_core::{BackendOptions, KvBackend, MemoryBackend, OpenBackend, OpenError, Probe};
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
+use shelf_core::{KvBackend, MemoryBackend, OpenError};
 
 use crate::KNOWN_BACKENDS;
 

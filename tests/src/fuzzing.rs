@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use shelf_core::{BackendOptions, Flag, KvBackend, PickleOptions, Protocol, Value};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend, PickleOptions, Protocol, Value};
 
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);

@@ -10,7 +10,8 @@
 use std::marker::PhantomData;
 use std::path::Path;
 
-use shelf::{BackendOptions, Flag, KvBackend, OpenBackend, OpenError, OpenOptions, Shelf};
+use shelf::raw::{BackendOptions, OpenBackend};
+use shelf::{Flag, KvBackend, OpenError, OpenOptions, Shelf};
 
 pub mod cases;
 pub mod crash;

@@ -10,10 +10,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use backend_dir::{DirBackend, MARKER};
-use shelf::{
-    BackendOptions, BatchOp, Error, Flag, KvBackend, OpenBackend, OpenError, OpenOptions, Probe, Protocol,
-    WhichDb,
-};
+use shelf::raw::{BackendOptions, OpenBackend, Probe};
+use shelf::{BatchOp, Error, Flag, KvBackend, OpenError, OpenOptions, Protocol, WhichDb};
 use shelf_tests::Scratch;
 use shelf_tests::python::Python;
 

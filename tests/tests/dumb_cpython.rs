@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use backend_dumb::DumbBackend;
 use shelf::WhichDb;
-use shelf_core::{BackendOptions, Flag, KvBackend, OpenError};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend, OpenError};
 use shelf_tests::Scratch;
 use shelf_tests::python::Python;
 
@@ -224,7 +225,7 @@ fn rust_read(path: &Path) -> Pairs {
 }
 
 fn show(k: &[u8]) -> String {
-    shelf_core::show_key(k)
+    shelf_core::raw::show_key(k)
 }
 
 /// Asserts two key/value lists are equal, naming the first difference.

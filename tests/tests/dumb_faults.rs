@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use backend_dumb::DumbBackend;
 use backend_dumb::fault;
-use shelf_core::{BackendOptions, Error, Flag, KvBackend};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Error, Flag, KvBackend};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 

@@ -22,7 +22,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use backend_dumb::DumbBackend;
-use shelf_core::{BackendOptions, Flag, KvBackend, OpenError};
+use shelf_core::raw::BackendOptions;
+use shelf_core::{Flag, KvBackend, OpenError};
 use shelf_tests::Scratch;
 
 /// Set in a child process: the database path it works on.

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backend_dumb::DumbBackend;
-use shelf_core::{BackendOptions, Flag, KvBackend, OpenError, Probe};
+use shelf_core::raw::{BackendOptions, Probe};
+use shelf_core::{Flag, KvBackend, OpenError};
 use shelf_tests::python::Python;
 use shelf_tests::{Rng, Scratch};
 

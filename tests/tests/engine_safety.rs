@@ -13,7 +13,8 @@ use std::process::Command;
 
 use backend_redb::RedbBackend;
 use backend_sled::SledBackend;
-use shelf_core::{BackendOptions, Error, Flag, KvBackend, OpenBackend, OpenError, Probe, show_key};
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe, show_key};
+use shelf_core::{Error, Flag, KvBackend, OpenError};
 use shelf_tests::{Rng, Scratch};
 
 const N: usize = 300;

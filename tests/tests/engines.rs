@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use backend_redb::RedbBackend;
 use backend_sled::SledBackend;
-use shelf_core::{BackendOptions, BatchOp, Error, Flag, KvBackend, OpenBackend, OpenError, Probe};
+use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
+use shelf_core::{BatchOp, Error, Flag, KvBackend, OpenError};
 use shelf_tests::{Rng, Scratch, Static, conformance_suite};
 
 conformance_suite!(redb, Static::<RedbBackend>::new());
@@ -545,7 +546,7 @@ fn ranges_match_model(b: &mut dyn KvBackend, seed: u64) {
         for _ in 0..20 {
             let (lo, hi) = (random_key(&mut rng), random_key(&mut rng));
             let (lo, hi) = (bound(rng.below(3), &lo), bound(rng.below(3), &hi));
-            let expected: Vec<_> = if shelf_core::range_is_empty(lo, hi) {
+            let expected: Vec<_> = if shelf_core::raw::range_is_empty(lo, hi) {
                 Vec::new()
             } else {
                 model.range::<[u8], _>((lo, hi)).map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use shelf::{Flag, OpenOptions, Probe, Protocol, WhichDb};
+use shelf::raw::Probe;
+use shelf::{Flag, OpenOptions, Protocol, WhichDb};
 use shelf_tests::Scratch;
 
 /// Every compiled-in backend that keeps data on disk.

@@ -43,7 +43,8 @@ pub fn dumb_compact_value(k: u64, r: u64) -> Vec<u8> {
 }
 
 fn dumb_compact(path: &str, keys: u64) -> Result<(), String> {
-    use shelf_core::{BackendOptions, KvBackend};
+    use shelf_core::KvBackend;
+    use shelf_core::raw::BackendOptions;
     use std::io::Write;
     let mut db = backend_dumb::DumbBackend::open(path.as_ref(), &BackendOptions::with_flag(Flag::Create))
         .map_err(|e| e.to_string())?;
