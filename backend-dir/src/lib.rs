@@ -396,6 +396,15 @@ impl DirBackend {
 
 impl OpenBackend for DirBackend {
     const NAME: &'static str = NAME;
+    const CAPABILITIES: Capabilities = {
+        let mut c = Capabilities::NONE;
+        c.persistent = true;
+        c.python_format = true;
+        c.multi_process = true;
+        c.commit_number = true;
+        c.path_keys = true;
+        c
+    };
 
     fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
         DirBackend::open(path, options)
@@ -412,13 +421,7 @@ impl KvBackend for DirBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::NONE;
-        c.persistent = true;
-        c.python_format = true;
-        c.multi_process = true;
-        c.commit_number = true;
-        c.path_keys = true;
-        c
+        Self::CAPABILITIES
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {

@@ -1441,6 +1441,15 @@ fn recover_compaction(paths: &Paths) -> Result<(), (PathBuf, io::Error)> {
 
 impl OpenBackend for DumbBackend {
     const NAME: &'static str = NAME;
+    const CAPABILITIES: Capabilities = {
+        let mut c = Capabilities::NONE;
+        c.persistent = true;
+        c.python_format = true;
+        c.compact = true;
+        c.check = true;
+        c.commit_number = true;
+        c
+    };
 
     fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
         DumbBackend::open(path, options)
@@ -1464,13 +1473,7 @@ impl KvBackend for DumbBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::NONE;
-        c.persistent = true;
-        c.python_format = true;
-        c.compact = true;
-        c.check = true;
-        c.commit_number = true;
-        c
+        Self::CAPABILITIES
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {

@@ -1066,6 +1066,18 @@ impl<'a, O: DoubleEndedIterator<Item = OverItem<'a>>> DoubleEndedIterator for Me
 
 impl OpenBackend for RedbBackend {
     const NAME: &'static str = NAME;
+    const CAPABILITIES: Capabilities = {
+        let mut c = Capabilities::NONE;
+        c.persistent = true;
+        c.ordered_keys = true;
+        c.metadata = true;
+        c.multi_process = true;
+        c.atomic_batch = true;
+        c.compact = true;
+        c.check = true;
+        c.commit_number = true;
+        c
+    };
 
     fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
         RedbBackend::open(path, options)
@@ -1082,15 +1094,10 @@ impl KvBackend for RedbBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::NONE;
-        c.persistent = true;
-        c.ordered_keys = true;
-        c.metadata = true;
+        let mut c = Self::CAPABILITIES;
+        // Several processes only in multi-process mode (the overlay is
+        // committed and snapshots reopened there).
         c.multi_process = self.multi_process;
-        c.atomic_batch = true;
-        c.compact = true;
-        c.check = true;
-        c.commit_number = true;
         c
     }
 

@@ -724,6 +724,14 @@ impl SledBackend {
 
 impl OpenBackend for SledBackend {
     const NAME: &'static str = NAME;
+    const CAPABILITIES: Capabilities = {
+        let mut c = Capabilities::NONE;
+        c.persistent = true;
+        c.ordered_keys = true;
+        c.metadata = true;
+        c.atomic_batch = true;
+        c
+    };
 
     fn open(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
         SledBackend::open(path, options)
@@ -740,12 +748,7 @@ impl KvBackend for SledBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::NONE;
-        c.persistent = true;
-        c.ordered_keys = true;
-        c.metadata = true;
-        c.atomic_batch = true;
-        c
+        Self::CAPABILITIES
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {

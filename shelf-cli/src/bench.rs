@@ -249,24 +249,10 @@ fn bench_python(args: &BenchArgs, dir: &Path) -> Result<BackendResult, String> {
     serde_json::from_slice(&output.stdout).map_err(|e| format!("python3 printed JSON we cannot read: {e}"))
 }
 
-/// What a registered backend can do, found by opening a scratch database
-/// (capabilities belong to an open backend, not to the registry entry).
-fn caps_of(name: &str) -> Option<shelf::Capabilities> {
-    let dir = tempfile::tempdir().ok()?;
-    let mut s = OpenOptions::new().flag(Flag::New).backend(name).open(dir.path().join("probe")).ok()?;
-    let caps = s.capabilities().ok();
-    let _ = s.close();
-    caps
-}
-
 /// The default backends: every registered one whose data survives the
 /// process (memory is left out: it would measure a `BTreeMap`).
 fn persistent_backends() -> Vec<String> {
-    shelf::backends()
-        .iter()
-        .filter(|b| caps_of(b.name).is_some_and(|c| c.persistent))
-        .map(|b| b.name.to_owned())
-        .collect()
+    shelf::backends().iter().filter(|b| b.capabilities.persistent).map(|b| b.name.to_owned()).collect()
 }
 
 fn human_bytes(b: u64) -> String {
@@ -312,9 +298,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let names = match &args.backends {
         Some(b) => {
             for name in b {
-                shelf::find_backend(name)?;
-                let persistent = caps_of(name);
-                if persistent.is_some_and(|c| !c.persistent) {
+                if !shelf::find_backend(name)?.capabilities.persistent {
                     return Err(CliError::usage(format!(
                         "bench: backend '{name}' keeps nothing on disk, so reopen and sizes would mean nothing"
                     )));

@@ -423,8 +423,7 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: 
         (None, Some(o)) => Some(o),
         (None, None) => shelf::backends().first(),
     };
-    let staged_backend =
-        backend.filter(|b| fresh && b.name != <shelf::MemoryBackend as shelf::raw::OpenBackend>::NAME);
+    let staged_backend = backend.filter(|b| fresh && b.capabilities.persistent);
     let (reader, source) = open_input(input)?;
     if let Some(info) = staged_backend {
         let staged = Staged::new(path, info)?;
@@ -575,8 +574,8 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
             )));
         }
     };
-    let memory = info.name == <shelf::MemoryBackend as shelf::raw::OpenBackend>::NAME;
-    let staged = if memory { None } else { Some(Staged::new(a.dst, info)?) };
+    // Nothing on disk (memory) is nothing to stage.
+    let staged = if info.capabilities.persistent { Some(Staged::new(a.dst, info)?) } else { None };
     let build_path = staged.as_ref().map_or(a.dst, |s| s.path());
     let mut dst = db::open_with(build_path, Some(info.name), Some(dp), Flag::New)
         .map_err(|e| e.context(format!("convert: building {}", a.dst.display())))?;

@@ -509,6 +509,13 @@ pub trait OpenBackend: KvBackend + Sized + 'static {
     /// The registry name, such as `"redb"`.
     const NAME: &'static str;
 
+    /// What the backend can do, known without opening a database (the
+    /// registry carries it, so callers never open a scratch database or
+    /// match on names to learn it). An open handle's
+    /// [`KvBackend::capabilities`] may be narrower where an option turns a
+    /// capability on (redb's `multi_process`), never wider.
+    const CAPABILITIES: Capabilities;
+
     /// Opens (or creates, per `options.flag`) the database at `path`.
     ///
     /// # Errors

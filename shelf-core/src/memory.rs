@@ -50,7 +50,7 @@ impl KvBackend for MemoryBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ordered_keys: true, metadata: true, atomic_batch: true, ..Capabilities::NONE }
+        Self::CAPABILITIES
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
@@ -139,6 +139,8 @@ impl KvBackend for MemoryBackend {
 
 impl OpenBackend for MemoryBackend {
     const NAME: &'static str = "memory";
+    const CAPABILITIES: Capabilities =
+        Capabilities { ordered_keys: true, metadata: true, atomic_batch: true, ..Capabilities::NONE };
 
     /// There is never an existing database, so flags `r` and `w` fail with
     /// [`OpenError::NotFound`] (as `dbm.open` does on a missing file).

@@ -184,7 +184,8 @@ impl OpenOptions {
     fn choose(&self, path: &Path) -> Result<&'static BackendInfo, OpenError> {
         if let Some(name) = &self.backend {
             let info = find_backend(name)?;
-            if info.name == MemoryBackend::NAME {
+            if !info.capabilities.persistent {
+                // Nothing on disk to detect or protect.
                 return Ok(info);
             }
             return match whichdb(path) {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
-use shelf_core::{KvBackend, MemoryBackend, OpenError};
+use shelf_core::{Capabilities, KvBackend, MemoryBackend, OpenError};
 
 use crate::KNOWN_BACKENDS;
 
@@ -24,6 +24,8 @@ pub struct BackendInfo {
     pub probe: fn(&Path) -> Probe,
     /// Opens the database at a path.
     pub open: OpenFn,
+    /// What the backend can do, known without opening anything.
+    pub capabilities: Capabilities,
     /// The files that make up a database at a path, in the order to move
     /// them (see [`OpenBackend::files`]).
     pub files: fn(&Path) -> Vec<std::path::PathBuf>,
@@ -37,7 +39,14 @@ fn open_boxed<B: OpenBackend>(
 }
 
 const fn entry<B: OpenBackend>(description: &'static str) -> BackendInfo {
-    BackendInfo { name: B::NAME, description, probe: B::probe, open: open_boxed::<B>, files: B::files }
+    BackendInfo {
+        name: B::NAME,
+        description,
+        probe: B::probe,
+        open: open_boxed::<B>,
+        capabilities: B::CAPABILITIES,
+        files: B::files,
+    }
 }
 
 static BACKENDS: &[BackendInfo] = &[
