@@ -18,7 +18,9 @@ pub struct DbOpts {
     /// whichdb`); for a new database, instead of the preferred one.
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
-    /// The protocol values are stored with: pickle, bincode, json, or
+    /// The protocol values are stored with: pickle (pickle protocol 3),
+    /// pickle2 (readable by CPython 2.7), pickle3, pickle4, pickle5 (CPython
+    /// 3.14's default), bincode, json, or
     /// bincode-varint for bincode shelves of dumb or dir written before
     /// bincode moved to fixed-width integers (default: the one the shelf
     /// records, else pickle for Python formats and for databases this

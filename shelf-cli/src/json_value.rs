@@ -18,6 +18,15 @@
 //! | `Dict` with distinct string keys | an object, in the dict's order |
 //! | any other `Dict` | `{"$dict": [[k, v], ...]}` |
 //! | `Global` placeholder | `{"$global": ["module.name", args]}` |
+//! | `datetime.date` / `time` / `datetime` | `{"$date": "2026-11-30"}`, `{"$time": "08:00:00"}`, `{"$datetime": "2026-11-30T08:00:00+00:00"}` (ISO 8601; `[Europe/Paris]`, `[tzname=X]`, `[fold=1]` annotations) |
+//! | `datetime.timedelta` | `{"$timedelta": [days, seconds, microseconds]}` |
+//! | `decimal.Decimal`, `uuid.UUID`, `fractions.Fraction` | `{"$decimal": "1.10"}`, `{"$uuid": "12345678-1234-5678-1234-567812345678"}`, `{"$fraction": "3/4"}` |
+//! | `collections.OrderedDict` | `{"$ordereddict": [[k, v], ...]}` |
+//! | `collections.deque` | `{"$deque": [...]}`, bounded `{"$deque": {"items": [...], "maxlen": n}}` |
+//! | `collections.defaultdict` | `{"$defaultdict": {"factory": "list" \| null, "items": [[k, v], ...]}}` |
+//! | `complex` | `{"$complex": [re, im]}` |
+//! | `pathlib.PurePosixPath` / `PosixPath` | `{"$purepath": "/a/b"}` / `{"$path": "/a/b"}` |
+//! | a pickle of a class shelf does not decode (whole value only) | `{"$pickle": {"global": "mymod.Point", "globals": [...], "bytes": "<base64>"}}`, written back byte for byte |
 //! | stored bytes, undecoded (top level only) | `{"$raw": "<base64>"}` |
 //!
 //! Escaping: a real dict with a single key that starts with `$` (say
@@ -261,6 +270,18 @@ pub fn from_value(v: &Value) -> Json {
         Value::Global { name, args } => {
             Json::tagged("$global", Json::Array(vec![Json::Str(name.clone()), from_value(args)]))
         }
+        Value::Object(o) => {
+            let (tag, content) = o.tagged_form();
+            Json::tagged(&format!("${tag}"), from_value(&content))
+        }
+        Value::Opaque(o) => Json::tagged(
+            "$pickle",
+            Json::Object(vec![
+                ("global".into(), Json::Str(o.class().to_owned())),
+                ("globals".into(), Json::Array(o.globals.iter().cloned().map(Json::Str).collect())),
+                ("bytes".into(), b64(&o.bytes)),
+            ]),
+        ),
         // `Value` is non-exhaustive: a variant added later shows as its
         // debug form rather than failing the whole dump.
         other => Json::tagged("$unknown", Json::Str(format!("{other:?}"))),
@@ -367,7 +388,42 @@ fn tagged_value(tag: &str, inner: &Json, at: &str) -> Result<Value, FormError> {
             }
             _ => return Err(form_err(at, "$global takes [\"module.name\", args]")),
         },
+        "$pickle" => {
+            let Json::Object(fields) = inner else {
+                return Err(form_err(at, "$pickle takes {\"global\": ..., \"bytes\": base64}"));
+            };
+            let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
+            let bytes = match get("bytes") {
+                Some(Json::Str(b)) => B64
+                    .decode(b)
+                    .map_err(|e| form_err(at, format!("$pickle bytes are not valid base64: {e}")))?,
+                _ => return Err(form_err(at, "$pickle takes its pickle as \"bytes\": base64")),
+            };
+            let globals = match (get("globals"), get("global")) {
+                (Some(Json::Array(g)), _) => g
+                    .iter()
+                    .map(|x| match x {
+                        Json::Str(s) => Ok(s.clone()),
+                        _ => Err(form_err(at, "$pickle globals are strings")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                (None, Some(Json::Str(g))) => vec![g.clone()],
+                _ => Vec::new(),
+            };
+            if !at.is_empty() && at != ".$pickle" {
+                return Err(form_err(at, "$pickle is allowed only as a whole stored value, not inside one"));
+            }
+            Value::opaque(globals, bytes)
+        }
         "$raw" => return Err(form_err(at, "$raw is allowed only as a whole stored value, not inside one")),
+        t if Value::from_python_tag(&t[1..], Value::None).is_some() => {
+            let content = to_value_at(inner, at)?;
+            match Value::from_python_tag(&t[1..], content) {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(form_err(at, format!("{t}: {e}"))),
+                None => unreachable!("the tag was checked"),
+            }
+        }
         other => {
             return Err(form_err(
                 at,
@@ -457,6 +513,84 @@ mod tests {
     fn assert_round_trips(v: Value) {
         let back = round_trip(&v);
         assert!(same(&v, &back), "{v:?} came back as {back:?} via {}", from_value(&v).to_text());
+    }
+
+    fn py(tag: &str, content: Value) -> Value {
+        Value::from_python_tag(tag, content).expect("a tag").expect("valid")
+    }
+
+    #[test]
+    fn pythons_classes_have_tagged_forms_that_round_trip() {
+        let st = |x: &str| Value::Str(x.into());
+        let pair = |k: Value, v: Value| Value::List(vec![k, v]);
+        for (v, text) in [
+            (py("date", st("2026-11-30")), r#"{"$date":"2026-11-30"}"#),
+            (py("datetime", st("2026-11-30T08:00:00+00:00")), r#"{"$datetime":"2026-11-30T08:00:00+00:00"}"#),
+            (
+                py("datetime", st("2026-11-30T08:00:00[Europe/Paris]")),
+                r#"{"$datetime":"2026-11-30T08:00:00[Europe/Paris]"}"#,
+            ),
+            (py("time", st("08:00:00.5")), r#"{"$time":"08:00:00.500000"}"#),
+            (py("decimal", st("1.10")), r#"{"$decimal":"1.10"}"#),
+            (
+                py("uuid", st("12345678123456781234567812345678")),
+                r#"{"$uuid":"12345678-1234-5678-1234-567812345678"}"#,
+            ),
+            (py("fraction", st("6/8")), r#"{"$fraction":"3/4"}"#),
+            (py("path", st("/a//b/")), r#"{"$path":"/a/b"}"#),
+            (py("purepath", st("a")), r#"{"$purepath":"a"}"#),
+            (
+                py("timedelta", Value::List(vec![Value::Int(0), Value::Int(-1), Value::Int(0)])),
+                r#"{"$timedelta":[-1,86399,0]}"#,
+            ),
+            (
+                py("complex", Value::List(vec![Value::Int(1), Value::Float(-2.5)])),
+                r#"{"$complex":[1.0,-2.5]}"#,
+            ),
+            (
+                py(
+                    "ordereddict",
+                    Value::List(vec![pair(st("b"), Value::Int(1)), pair(Value::Int(2), Value::None)]),
+                ),
+                r#"{"$ordereddict":[["b",1],[2,null]]}"#,
+            ),
+            (py("deque", Value::List(vec![Value::Int(1)])), r#"{"$deque":[1]}"#),
+            (
+                py(
+                    "deque",
+                    Value::Dict(vec![(st("items"), Value::List(vec![])), (st("maxlen"), Value::Int(3))]),
+                ),
+                r#"{"$deque":{"items":[],"maxlen":3}}"#,
+            ),
+            (
+                py(
+                    "defaultdict",
+                    Value::Dict(vec![(st("factory"), st("list")), (st("items"), Value::List(vec![]))]),
+                ),
+                r#"{"$defaultdict":{"factory":"list","items":[]}}"#,
+            ),
+            (
+                Value::opaque(vec!["mymod.Point".into()], b"cmymod\nPoint\n)R.".to_vec()),
+                r#"{"$pickle":{"global":"mymod.Point","globals":["mymod.Point"],"bytes":"Y215bW9kClBvaW50CilSLg=="}}"#,
+            ),
+        ] {
+            assert_eq!(from_value(&v).to_text(), text);
+            assert_round_trips(v);
+        }
+        // Nested: a list of dates inside a dict.
+        assert_round_trips(Value::Dict(vec![(st("d"), Value::List(vec![py("date", st("2000-01-01"))]))]));
+        for bad in [
+            r#"{"$date":"2026-02-30"}"#,
+            r#"{"$decimal":"1.2.3"}"#,
+            r#"{"$uuid":"xyz"}"#,
+            r#"{"$deque":{"items":[1,2],"maxlen":1}}"#,
+            r#"{"$defaultdict":{"factory":"os.system","items":[]}}"#,
+            r#"{"$timedelta":[1e9,0,0]}"#,
+            r#"[{"$pickle":{"bytes":"Lg=="}}]"#,
+        ] {
+            let j = parse(bad).unwrap();
+            assert!(to_value(&j).is_err(), "{bad} was accepted");
+        }
     }
 
     fn s(x: &str) -> Value {

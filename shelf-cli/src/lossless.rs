@@ -120,6 +120,10 @@ fn first_loss(a: &Value, b: &Value, at: &mut String) -> Option<String> {
         (Value::Global { name: na, args: aa }, Value::Global { name: nb, args: ab }) if na == nb => {
             first_loss(aa, ab, at)
         }
+        // Python's classes (datetime, Decimal, ...) and kept pickles: equal
+        // or not (their floats are never NaN in practice; a NaN complex
+        // reads as a loss, never as silently the same).
+        (Value::Object(_), Value::Object(_)) | (Value::Opaque(_), Value::Opaque(_)) if a == b => None,
         _ => Some(here(format!("{} would become {}", describe(a), became(a, b)), at)),
     }
 }

@@ -40,8 +40,19 @@ naming their type: {\"$bytes\": base64}, {\"$bytearray\": base64},
 {\"$tuple\": [...]}, {\"$set\": [...]}, {\"$frozenset\": [...]},
 {\"$int\": \"decimal\"} (outside i64), {\"$float\": \"nan\"|\"inf\"|\"-inf\"},
 {\"$dict\": [[k, v], ...]} (a dict with non-string or repeated keys, or a single
-key starting with `$`), {\"$global\": [name, args]}. A value of a protocol that
-is not self-describing (bincode), or one that cannot be decoded, is
+key starting with `$`), {\"$global\": [name, args]}. Python's classes:
+{\"$date\": \"2026-11-30\"}, {\"$time\": \"08:00:00\"},
+{\"$datetime\": \"2026-11-30T08:00:00+00:00\"} (ISO 8601, a ZoneInfo as
+[Europe/Paris]), {\"$timedelta\": [days, seconds, microseconds]},
+{\"$decimal\": \"1.10\"}, {\"$uuid\": \"...\"}, {\"$fraction\": \"3/4\"},
+{\"$complex\": [re, im]}, {\"$ordereddict\": [[k, v], ...]},
+{\"$deque\": [...] | {\"items\": [...], \"maxlen\": n}},
+{\"$defaultdict\": {\"factory\": \"list\"|null, \"items\": [[k, v], ...]}},
+{\"$path\": \"/a/b\"} (PosixPath), {\"$purepath\": \"/a/b\"}. A pickle naming a
+class shelf does not decode (a user's class, an enum member) is
+{\"$pickle\": {\"global\": \"module.Class\", \"bytes\": base64, ...}}: its exact
+bytes, written back unchanged. A value of a protocol that is not
+self-describing (bincode), or one that cannot be decoded, is
 {\"$raw\": base64}: the stored bytes, loaded back untouched.";
 
 const LOAD_HELP: &str = "\

@@ -74,7 +74,7 @@ pub enum OpenError {
     )]
     InvalidFlag(String),
     /// A protocol name this build does not know.
-    #[error("unknown protocol '{0}' (available: bincode, json, pickle)")]
+    #[error("unknown protocol '{0}' (available: {available})", available = crate::Protocol::NAMES.join(", "))]
     UnknownProtocol(String),
     /// An option that the backend cannot honour (for example `multi_process`).
     #[error("backend '{backend}' does not support {what}")]

@@ -33,4 +33,7 @@ pub use memory::MemoryBackend;
 pub use protocol::{PickleOptions, Protocol};
 pub use share::{Link, hash_bucket};
 pub use shelf::{Shelf, ShelfOptions, Transaction};
-pub use value::{Value, ValueError, to_value};
+pub use value::{
+    DEFAULT_FACTORIES, Date, DateTime, Opaque, PYTHON_TAGS, PyObject, Time, TimeDelta, TzInfo, Value,
+    ValueError, to_value,
+};

@@ -1,8 +1,8 @@
 //! The pickle protocol: our own codec, one decoder and one encoder for
 //! every value. The decoder is a pickle VM modelled on CPython's
 //! `Lib/pickle.py` `_Unpickler` that builds a [`Value`]; a typed value is
-//! read from that. The encoder writes what CPython's `pickle.dumps(v, 2 or
-//! 3)` writes for a [`Value`]; a typed value is first mapped onto one
+//! read from that. The encoder writes what CPython's `pickle.dumps(v, 2 to
+//! 5)` writes for a [`Value`]; a typed value is first mapped onto one
 //! ([`to_value`](crate::value::to_value)), so typed values and `Value`s are
 //! written alike.
 
@@ -41,4 +41,18 @@ pub(crate) fn encode_value(value: &Value, o: &PickleOptions) -> Result<Vec<u8>, 
 
 pub(crate) fn decode_value(bytes: &[u8], o: &PickleOptions) -> Result<Value, BoxError> {
     Ok(decode::decode(bytes, decode_options(o))?)
+}
+
+/// The protocol a stored pickle was written with (see
+/// [`Protocol::detect_pickle_version`](crate::Protocol::detect_pickle_version)).
+pub(crate) fn detect_version(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [opcodes::PROTO, v, ..] if *v <= 5 => Some(*v),
+        [opcodes::PROTO, ..] => None,
+        // Protocols 0 and 1 start with an opcode of theirs and end with
+        // STOP (CPython's own pickles never carry trailing bytes).
+        [first, .., opcodes::STOP] if opcodes::is_protocol_0_or_1(*first) => Some(0),
+        [opcodes::STOP] => None,
+        _ => None,
+    }
 }

@@ -54,10 +54,14 @@ fn bincode_decode<T: DeserializeOwned, C: bincode::config::Config>(
 #[non_exhaustive]
 pub struct PickleOptions {
     /// The pickle protocol written: 3 (readable by every CPython 3, the
-    /// default) or 2 (readable by CPython 2.7 too). Reading accepts 0 to 5.
+    /// default), 2 (readable by CPython 2.7 too), 4 (CPython 3.4+, the
+    /// default of 3.8 to 3.13) or 5 (CPython 3.8+, the default of 3.14).
+    /// Other numbers write the nearest of these. Reading accepts 0 to 5.
     pub version: u8,
-    /// Decode a class instance or other global to [`Value::Global`] instead
-    /// of failing. Nothing is ever imported or called either way.
+    /// Decode a pickle that names a class shelf does not know (a user's
+    /// class, an `enum` member) to [`Value::Opaque`], which keeps its exact
+    /// bytes, instead of failing. Nothing is ever imported or called
+    /// either way.
     pub placeholder_globals: bool,
 }
 
@@ -71,6 +75,16 @@ impl PickleOptions {
     /// Pickle protocol 2, readable by CPython 2.7.
     pub fn v2() -> Self {
         PickleOptions { version: 2, ..Self::default() }
+    }
+
+    /// The pickle protocols shelf writes.
+    pub const VERSIONS: std::ops::RangeInclusive<u8> = 2..=5;
+
+    /// Writes pickle protocol `version`, clamped to [`VERSIONS`](Self::VERSIONS)
+    /// (so a shelf of protocol 0 or 1 pickles gets protocol 2, which every
+    /// CPython reads).
+    pub fn with_version(self, version: u8) -> Self {
+        PickleOptions { version: version.clamp(*Self::VERSIONS.start(), *Self::VERSIONS.end()), ..self }
     }
 
     /// Decode globals to placeholders instead of failing.
@@ -123,8 +137,10 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// Every protocol name, as `FromStr` accepts them.
-    pub const NAMES: &'static [&'static str] = &["bincode", "bincode-varint", "json", "pickle"];
+    /// Every protocol name, as `FromStr` accepts them (`pickle` is
+    /// `pickle3`).
+    pub const NAMES: &'static [&'static str] =
+        &["bincode", "bincode-varint", "json", "pickle", "pickle2", "pickle3", "pickle4", "pickle5"];
 
     /// The pickle protocol with default options.
     pub fn pickle() -> Self {
@@ -137,8 +153,36 @@ impl Protocol {
             Protocol::Bincode => "bincode",
             Protocol::BincodeVarint => "bincode-varint",
             Protocol::Json => "json",
-            Protocol::Pickle(_) => "pickle",
+            Protocol::Pickle(o) => match o.version {
+                ..=2 => "pickle2",
+                4 => "pickle4",
+                5.. => "pickle5",
+                3 => "pickle",
+            },
         }
+    }
+
+    /// The same protocol, decoding pickles that name classes shelf does
+    /// not know to [`Value::Opaque`] placeholders (see
+    /// [`PickleOptions::placeholder_globals`]); other protocols unchanged.
+    /// What a tool that shows or copies values wants: nothing fails and
+    /// nothing changes.
+    pub fn with_placeholders(self) -> Self {
+        match self {
+            Protocol::Pickle(o) => Protocol::Pickle(o.with_placeholder_globals()),
+            other => other,
+        }
+    }
+
+    /// The pickle protocol a stored value was written with: the number
+    /// after its `PROTO` opcode (2 to 5), or 0 for a pickle of protocol 0
+    /// or 1 (which have no `PROTO`); `None` when `bytes` cannot be a
+    /// pickle. A writer joining a shelf Python wrote keeps the highest
+    /// version its values use (through
+    /// [`PickleOptions::with_version`]), so a CPython 2.7 shelf stays
+    /// readable by 2.7.
+    pub fn detect_pickle_version(bytes: &[u8]) -> Option<u8> {
+        pickle::detect_version(bytes)
     }
 
     /// The name recorded in a shelf's metadata. It differs from
@@ -149,6 +193,8 @@ impl Protocol {
         match self {
             Protocol::Bincode => "bincode-fixint",
             Protocol::BincodeVarint => "bincode",
+            // Any version reads every version: the record is the family.
+            Protocol::Pickle(_) => "pickle",
             other => other.name(),
         }
     }
@@ -172,6 +218,7 @@ impl Protocol {
     pub fn family(&self) -> &'static str {
         match self {
             Protocol::Bincode | Protocol::BincodeVarint => "bincode",
+            Protocol::Pickle(_) => "pickle",
             other => other.name(),
         }
     }
@@ -232,7 +279,7 @@ impl FromStr for Protocol {
     type Err = OpenError;
 
     /// Parses `bincode` (or `bincode-fixint`), `bincode-varint`, `json`,
-    /// `pickle` (protocol 3), `pickle2` or `pickle3`.
+    /// `pickle` (protocol 3), `pickle2`, `pickle3`, `pickle4` or `pickle5`.
     fn from_str(s: &str) -> Result<Self, OpenError> {
         match s {
             "bincode" | "bincode-fixint" => Ok(Protocol::Bincode),
@@ -240,6 +287,8 @@ impl FromStr for Protocol {
             "json" => Ok(Protocol::Json),
             "pickle" | "pickle3" => Ok(Protocol::pickle()),
             "pickle2" => Ok(Protocol::Pickle(PickleOptions::v2())),
+            "pickle4" => Ok(Protocol::Pickle(PickleOptions::default().with_version(4))),
+            "pickle5" => Ok(Protocol::Pickle(PickleOptions::default().with_version(5))),
             other => Err(OpenError::UnknownProtocol(other.to_owned())),
         }
     }
@@ -286,5 +335,24 @@ mod tests {
         }
         assert_eq!("bincode".parse::<Protocol>().unwrap(), Protocol::Bincode);
         assert_eq!(Protocol::BincodeVarint.family(), Protocol::Bincode.family());
+    }
+
+    #[test]
+    fn every_pickle_version_has_a_name_and_records_as_pickle() {
+        for v in PickleOptions::VERSIONS {
+            let p = Protocol::Pickle(PickleOptions::default().with_version(v));
+            assert_eq!(p.name().parse::<Protocol>().unwrap(), p, "{v}");
+            assert!(Protocol::NAMES.contains(&p.name()));
+            assert_eq!(p.record_name(), "pickle");
+            assert_eq!(p.family(), "pickle");
+            assert_eq!(Protocol::detect_pickle_version(&p.encode(&1u8).unwrap()), Some(v));
+        }
+        assert_eq!(PickleOptions::default().with_version(0).version, 2);
+        assert_eq!(PickleOptions::default().with_version(9).version, 5);
+        assert_eq!(Protocol::detect_pickle_version(b"(lp0\nI1\na."), Some(0));
+        assert_eq!(Protocol::detect_pickle_version(b"]q\x00."), Some(0));
+        assert_eq!(Protocol::detect_pickle_version(b"\x80\x09N."), None);
+        assert_eq!(Protocol::detect_pickle_version(b"{\"json\": 1}"), None);
+        assert_eq!(Protocol::detect_pickle_version(b""), None);
     }
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{BatchOp, Capabilities, KvBackend};
 use crate::error::{Error, OpenError, show_key};
-use crate::protocol::Protocol;
+use crate::protocol::{PickleOptions, Protocol};
 
 /// The metadata entry that records a shelf's protocol.
 const PROTOCOL_META: &str = "protocol";
@@ -87,6 +87,27 @@ fn encode_with<T: Serialize + ?Sized>(protocol: &Protocol, key: &[u8], value: &T
 /// made.
 fn utf8_key(key: Vec<u8>) -> Result<String, Error> {
     String::from_utf8(key).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) })
+}
+
+/// How many stored values [`python_shelf_protocol`] looks at.
+const PROTOCOL_SAMPLE: usize = 256;
+
+/// The pickle protocol to write into a Python shelf that records none: the
+/// highest version among its first [`PROTOCOL_SAMPLE`] values (CPython 2.7's
+/// shelves hold protocol 0, so they get 2, the lowest written, and stay
+/// readable there; a 3.8+ shelf holds 4), or the default for an empty one.
+/// A value that is no pickle, or a backend that fails to list, changes
+/// nothing: reading it will say what is wrong.
+fn python_shelf_protocol<B: KvBackend + ?Sized>(backend: &B) -> Protocol {
+    let Ok(values) = backend.iter() else { return Protocol::pickle() };
+    let highest = values
+        .take(PROTOCOL_SAMPLE)
+        .filter_map(|item| item.ok().and_then(|(_, v)| Protocol::detect_pickle_version(&v)))
+        .max();
+    match highest {
+        Some(v) => Protocol::Pickle(PickleOptions::default().with_version(v)),
+        None => Protocol::pickle(),
+    }
 }
 
 /// A persistent dictionary of serialized values: Python's `shelve.Shelf`.
@@ -197,11 +218,11 @@ impl<B: KvBackend> Shelf<B> {
                 }
             }
             None => {
-                let p = options.protocol.unwrap_or(if caps.python_format {
-                    Protocol::pickle()
-                } else {
-                    Protocol::Bincode
-                });
+                let p = match options.protocol {
+                    Some(p) => p,
+                    None if caps.python_format => python_shelf_protocol(&backend),
+                    None => Protocol::Bincode,
+                };
                 if caps.metadata && !options.read_only {
                     match backend.set_metadata(PROTOCOL_META, p.record_name().as_bytes()) {
                         Ok(()) | Err(Error::ReadOnly { .. }) => {}

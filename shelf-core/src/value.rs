@@ -7,8 +7,14 @@ use num_bigint::BigInt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeTuple, Serializer};
 
+mod convert;
+mod python;
 mod ser;
 
+pub use python::{
+    DEFAULT_FACTORIES, Date, DateTime, Opaque, PyObject, TAGS as PYTHON_TAGS, Time, TimeDelta, TzInfo,
+};
+pub(crate) use python::{fraction, is_decimal_text, normalize_posix_path, parse_fraction, posix_parts};
 use ser::hint;
 pub use ser::to_value;
 
@@ -56,9 +62,17 @@ pub enum Value {
     Set(Vec<Value>),
     /// `frozenset`.
     FrozenSet(Vec<Value>),
-    /// An object of a class or function that decoding refused to resolve,
-    /// kept only when the protocol was asked to decode such values to
-    /// placeholders ([`PickleOptions::placeholder_globals`](crate::PickleOptions)).
+    /// An object of one of the Python classes shelf knows (`datetime`,
+    /// `Decimal`, `UUID`, `OrderedDict`, ...; see [`PyObject`]).
+    Object(PyObject),
+    /// A pickle naming a class or function shelf does not decode, kept as
+    /// its exact bytes; only made when the protocol was asked for
+    /// placeholders ([`PickleOptions::placeholder_globals`](crate::PickleOptions)),
+    /// and written back unchanged.
+    Opaque(Opaque),
+    /// A global with arguments: the placeholder the pickle decoder made
+    /// before [`Value::Opaque`]. The decoder no longer makes it; kept so
+    /// code matching on it compiles, and refused by the pickle writer.
     Global {
         /// The module and name of the global, such as `datetime.date`.
         name: String,
@@ -83,8 +97,24 @@ impl Value {
             Value::Dict(_) => "dict",
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
+            Value::Object(o) => o.class_name(),
+            Value::Opaque(_) => "pickle",
             Value::Global { .. } => "global",
         }
+    }
+}
+
+impl Value {
+    /// A placeholder for a pickle naming classes shelf does not decode
+    /// (see [`Opaque`]).
+    pub fn opaque(globals: Vec<String>, bytes: Vec<u8>) -> Value {
+        Value::Opaque(Opaque { globals, bytes })
+    }
+
+    /// The Python object a [`PyObject::tagged_form`] stands for, as a
+    /// `Value`; `None` when `tag` is not one of [`PYTHON_TAGS`].
+    pub fn from_python_tag(tag: &str, content: Value) -> Option<Result<Value, String>> {
+        PYTHON_TAGS.contains(&tag).then(|| PyObject::from_tagged_form(tag, content).map(Value::Object))
     }
 }
 
@@ -150,6 +180,11 @@ impl Serialize for Value {
             Value::Global { name, args } => {
                 s.serialize_newtype_struct(hint::GLOBAL, &GlobalShape(name, args))
             }
+            Value::Object(o) => {
+                let (name, content) = python::to_hint(o);
+                s.serialize_newtype_struct(name, &content)
+            }
+            Value::Opaque(o) => s.serialize_newtype_struct(python::hint::OPAQUE, &python::opaque_hint(o)),
         }
     }
 }
@@ -308,7 +343,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 },
                 _ => return Err(bad("global")),
             },
-            _ => return Err(de::Error::custom("enums are not part of the dynamic value model")),
+            other => match python::from_hint(other, variant.newtype_variant()?) {
+                Some(rebuilt) => rebuilt.map_err(de::Error::custom)?,
+                None => return Err(de::Error::custom("enums are not part of the dynamic value model")),
+            },
         })
     }
 }
@@ -356,6 +394,8 @@ impl Value {
             Value::Dict(_) => de::Unexpected::Map,
             Value::BigInt(_) => de::Unexpected::Other("a big integer"),
             Value::Global { .. } => de::Unexpected::Other("a placeholder of a Python global"),
+            Value::Object(_) => de::Unexpected::Other("a Python object"),
+            Value::Opaque(_) => de::Unexpected::Other("a pickle of an unknown class"),
         }
     }
 }
@@ -392,6 +432,17 @@ impl<'de> Deserializer<'de> for Value {
             Value::Global { name, .. } => {
                 Err(ValueError(format!("a placeholder of global {name} cannot be read as a Rust value")))
             }
+            // A deque reads as its items alone; every other object as its
+            // serde form (a date as its ISO text, a Decimal as its text).
+            Value::Object(PyObject::Deque { items, .. }) => {
+                v.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+            }
+            Value::Object(o) => python::to_hint(&o).1.deserialize_any(v),
+            Value::Opaque(o) => Err(ValueError(format!(
+                "the pickle holds an object of class {}, which shelf does not decode, so it cannot be read \
+                 as a Rust value (read it as shelf::Value to keep its pickle bytes)",
+                o.class()
+            ))),
         }
     }
 
@@ -506,6 +557,8 @@ impl<'de> Deserializer<'de> for Tagged {
             Value::ByteArray(b) => (hint::BYTEARRAY, Value::Bytes(b)),
             Value::BigInt(b) => (hint::BIGINT, Value::Str(b.to_string())),
             Value::Global { name, args } => (hint::GLOBAL, Value::List(vec![Value::Str(name), *args])),
+            Value::Object(o) => python::to_hint(&o),
+            Value::Opaque(o) => (python::hint::OPAQUE, python::opaque_hint(&o)),
             Value::List(items) => {
                 return v.visit_seq(de::value::SeqDeserializer::new(items.into_iter().map(Tagged)));
             }

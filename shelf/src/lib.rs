@@ -6,9 +6,10 @@ use std::time::Duration;
 pub use shelf_core::raw;
 use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
 pub use shelf_core::{
-    BatchOp, BoxError, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvPair, KvRange, Link,
-    MemoryBackend, OpenError, PickleOptions, Protocol, SharedBytes, Shelf, ShelfOptions, StorageStats,
-    Transaction, Value, hash_bucket,
+    BatchOp, BoxError, Capabilities, CheckReport, DEFAULT_FACTORIES, Date, DateTime, Error, Flag, KvBackend,
+    KvIter, KvPair, KvRange, Link, MemoryBackend, Opaque, OpenError, PYTHON_TAGS, PickleOptions, Protocol,
+    PyObject, SharedBytes, Shelf, ShelfOptions, StorageStats, Time, TimeDelta, Transaction, TzInfo, Value,
+    ValueError, hash_bucket, to_value,
 };
 
 mod registry;

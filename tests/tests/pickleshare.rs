@@ -38,7 +38,7 @@ fn pickleshare_writes_rust_reads() {
     py.run(script, &[scratch.path.to_str().unwrap()]).unwrap();
     assert_eq!(shelf::whichdb(&scratch.path), WhichDb::Backend("dir"));
     let db = OpenOptions::new().flag(Flag::Read).open(&scratch.path).unwrap();
-    assert_eq!(db.protocol().name(), "pickle", "a pickleshare directory opens with pickle by itself");
+    assert_eq!(db.protocol().family(), "pickle", "a pickleshare directory opens with pickle by itself");
     let mut keys = db.keys().unwrap();
     keys.sort();
     assert_eq!(keys, ["aku ankka", "bytes", "hello", "paths/are/ok/key", "text"]);

@@ -107,7 +107,7 @@ fn check_rust_reads(path: &std::path::Path, who: &str) {
     // No protocol named: a CPython dumb shelf opens with pickle by itself.
     let db =
         OpenOptions::new().flag(Flag::Read).open(path).unwrap_or_else(|e| panic!("open {who}'s shelf: {e}"));
-    assert_eq!(db.protocol().name(), "pickle");
+    assert_eq!(db.protocol().family(), "pickle", "the version is whichever the shelf uses");
     for (k, expected) in values() {
         let got: Value = db.get(k).unwrap_or_else(|e| panic!("{who}: key {k}: {e}")).expect(k);
         assert_eq!(normalized(&got), normalized(&expected), "{who}: key {k}");
@@ -264,4 +264,33 @@ fn cpython_3_6_protocol_3_both_ways() {
 #[test]
 fn cpython_3_13_dumb_forced_both_ways() {
     other_cpython_both_ways("3.13", 3);
+}
+
+/// Writing into a Python shelf keeps the highest pickle protocol its values
+/// use: a CPython 2.7 shelf (protocol 0 values) gets protocol 2, which 2.7
+/// reads, and a 3.8+ shelf (protocol 4) keeps 4.
+#[test]
+fn writes_keep_the_pickle_protocol_the_shelf_uses() {
+    use shelf::KvBackend as _;
+    for (existing, expected) in [(&b"(lp0\nI1\na."[..], 2u8), (&b"\x80\x04K\x01."[..], 4)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("py");
+        let mut raw = shelf::OpenOptions::new()
+            .backend("dumb")
+            .protocol(shelf::Protocol::pickle())
+            .open(&path)
+            .unwrap();
+        raw.backend_mut().unwrap().insert(b"old", existing).unwrap();
+        raw.close().unwrap();
+        drop(raw);
+        let mut db = shelf::open(&path).unwrap();
+        assert_eq!(
+            db.protocol(),
+            shelf::Protocol::Pickle(shelf::PickleOptions::default().with_version(expected))
+        );
+        db.insert("new", &vec![1i64, 2]).unwrap();
+        let bytes = db.get_bytes("new").unwrap().unwrap();
+        assert_eq!(&bytes[..2], &[0x80, expected], "written with protocol {expected}");
+        assert!(db.get::<Value>("old").unwrap().is_some(), "the old value still reads");
+    }
 }

@@ -11,8 +11,12 @@
 //! itself is an error because a tree cannot hold it.
 //!
 //! Nothing is ever imported or called: `GLOBAL` and `STACK_GLOBAL` resolve a
-//! short list of builtins by name ([`Builtin`]); any other global is an error
-//! that names it, or a [`Value::Global`] placeholder when asked for.
+//! short list of builtins and of the standard library's value classes by
+//! name ([`Builtin`]), each rebuilt here as its `__reduce__` describes it
+//! (`datetime` from its compact byte state, `Decimal` from its text,
+//! `UUID` from its `int`, ...). Any other global is an error that names it
+//! or, when asked for, makes the whole pickle a [`Value::Opaque`] that
+//! keeps its exact bytes.
 //!
 //! Python 2 `str` (`STRING`, `BINSTRING`, `SHORT_BINSTRING`) decodes to
 //! [`Value::Str`] when it is valid UTF-8 and to [`Value::Bytes`] otherwise.
@@ -27,7 +31,9 @@ use std::fmt;
 use num_bigint::BigInt;
 
 use super::opcodes::*;
-use crate::value::Value;
+use crate::value::{DEFAULT_FACTORIES, Opaque, PyObject, TzInfo, Value};
+
+mod python;
 
 /// The deepest nesting decoded (and encoded). CPython cannot pickle deeper
 /// values either: its pickler recurses and stops at the recursion limit,
@@ -67,8 +73,9 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Global { name, pos } => write!(
                 f,
-                "pickle refers to global {name} (at byte {pos}); only builtin types are decoded \
-                 (PickleOptions::placeholder_globals decodes others to Value::Global)"
+                "the pickle holds an object of class {name} (global at byte {pos}), which shelf does not \
+                 decode (it never runs code); read it as a Value with PickleOptions::placeholder_globals \
+                 to keep it as its exact pickle bytes"
             ),
             DecodeError::Invalid { msg, pos } => write!(f, "invalid pickle at byte {pos}: {msg}"),
         }
@@ -80,7 +87,8 @@ impl std::error::Error for DecodeError {}
 /// Decoding options, from [`PickleOptions`](crate::PickleOptions).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct DecodeOptions {
-    /// Decode unknown globals to [`Value::Global`] instead of failing.
+    /// Decode a pickle naming unknown globals to [`Value::Opaque`]
+    /// instead of failing.
     pub placeholder_globals: bool,
 }
 
@@ -88,7 +96,20 @@ pub(crate) struct DecodeOptions {
 pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value, DecodeError> {
     let mut vm = Vm::new(input, options);
     let item = vm.run().map_err(|msg| vm.error_at(msg))?;
-    vm.materialize(item, 0).map_err(|msg| vm.error_at(msg))
+    // A pickle naming a class shelf does not know is kept whole, byte for
+    // byte (trailing bytes too: they are what is stored), so writing it
+    // back changes nothing.
+    let opaque = |vm: &mut Vm<'_>| {
+        Value::Opaque(Opaque { globals: std::mem::take(&mut vm.unknown), bytes: input.to_vec() })
+    };
+    if !vm.unknown.is_empty() {
+        return Ok(opaque(&mut vm));
+    }
+    let value = vm.materialize(item, 0).map_err(|msg| vm.error_at(msg))?;
+    if !vm.unknown.is_empty() {
+        return Ok(opaque(&mut vm));
+    }
+    Ok(value)
 }
 
 /// A value on the stack: small scalars inline, everything else in the heap.
@@ -122,6 +143,50 @@ enum Builtin {
     /// `copyreg._reconstructor`, which protocols 0 and 1 use for instances of
     /// subclasses of builtins (`copyreg._reduce_ex`).
     Reconstructor,
+    /// `builtins.complex`.
+    Complex,
+    /// `builtins.getattr`, only as `getattr(ZoneInfo, '_unpickle')`.
+    Getattr,
+    Date,
+    Time,
+    DateTime,
+    TimeDelta,
+    /// `datetime.timezone`.
+    TimeZone,
+    /// `zoneinfo.ZoneInfo`.
+    ZoneInfo,
+    /// `ZoneInfo._unpickle(key, from_cache)`.
+    ZoneUnpickle,
+    Decimal,
+    Uuid,
+    OrderedDict,
+    Deque,
+    DefaultDict,
+    Fraction,
+    /// `PurePosixPath` or, with `true`, `PosixPath`.
+    Path(bool),
+}
+
+impl Builtin {
+    /// The builtin type's name, for a `defaultdict`'s factory.
+    fn factory_name(self) -> Option<&'static str> {
+        let name = match self {
+            Builtin::List => "list",
+            Builtin::Dict => "dict",
+            Builtin::Set => "set",
+            Builtin::FrozenSet => "frozenset",
+            Builtin::Int => "int",
+            Builtin::Float => "float",
+            Builtin::Str => "str",
+            Builtin::Bytes => "bytes",
+            Builtin::ByteArray => "bytearray",
+            Builtin::Tuple => "tuple",
+            Builtin::Bool => "bool",
+            Builtin::Complex => "complex",
+            _ => return None,
+        };
+        DEFAULT_FACTORIES.contains(&name).then_some(name)
+    }
 }
 
 /// A set or frozenset: materialized elements, deduplicated with Python's
@@ -179,6 +244,13 @@ enum Obj {
         name: String,
         args: Option<Item>,
     },
+    /// A `tzinfo` (`datetime.timezone`, `ZoneInfo`).
+    Tz(TzInfo),
+    OrderedDict(Dict),
+    DefaultDict(Option<&'static str>, Dict),
+    Deque(Vec<Item>, Option<u64>),
+    /// `UUID.__new__(UUID)`, waiting for its state (BUILD).
+    BlankUuid,
 }
 
 impl Obj {
@@ -193,6 +265,11 @@ impl Obj {
             Obj::FrozenSet(_) => "frozenset",
             Obj::Callable(..) => "type",
             Obj::Global { .. } => "object",
+            Obj::Tz(_) => "tzinfo",
+            Obj::OrderedDict(_) => "collections.OrderedDict",
+            Obj::DefaultDict(..) => "collections.defaultdict",
+            Obj::Deque(..) => "collections.deque",
+            Obj::BlankUuid => "uuid.UUID",
         }
     }
 }
@@ -211,6 +288,9 @@ enum HashKey {
     Bytes(Vec<u8>),
     Tuple(Vec<HashKey>),
     FrozenSet(BTreeSet<HashKey>),
+    /// An immutable object of [`PyObject`], by its class and debug form
+    /// (a `Decimal('1')` does not equal the int 1 here, as it does in Python).
+    Object(String),
 }
 
 type Step<T> = Result<T, String>;
@@ -232,6 +312,8 @@ struct Vm<'a> {
     /// Objects being copied out, to catch a structure that contains itself.
     active: HashSet<usize>,
     unique: usize,
+    /// The unknown globals named so far, with `placeholder_globals`.
+    unknown: Vec<String>,
 }
 
 fn truncated() -> String {
@@ -252,6 +334,7 @@ impl<'a> Vm<'a> {
             budget: input.len().saturating_mul(8).saturating_add(1 << 22),
             active: HashSet::new(),
             unique: 0,
+            unknown: Vec::new(),
         }
     }
 
@@ -745,12 +828,30 @@ impl<'a> Vm<'a> {
             ("builtins", "object") => Some(Builtin::Object),
             ("_codecs", "encode") => Some(Builtin::CodecsEncode),
             ("copyreg", "_reconstructor") => Some(Builtin::Reconstructor),
+            ("builtins", "complex") => Some(Builtin::Complex),
+            ("builtins", "getattr") => Some(Builtin::Getattr),
+            ("datetime", "date") => Some(Builtin::Date),
+            ("datetime", "time") => Some(Builtin::Time),
+            ("datetime", "datetime") => Some(Builtin::DateTime),
+            ("datetime", "timedelta") => Some(Builtin::TimeDelta),
+            ("datetime", "timezone") => Some(Builtin::TimeZone),
+            ("zoneinfo", "ZoneInfo") => Some(Builtin::ZoneInfo),
+            ("decimal" | "_decimal" | "_pydecimal", "Decimal") => Some(Builtin::Decimal),
+            ("uuid", "UUID") => Some(Builtin::Uuid),
+            ("collections", "OrderedDict") => Some(Builtin::OrderedDict),
+            ("collections", "deque") => Some(Builtin::Deque),
+            ("collections", "defaultdict") => Some(Builtin::DefaultDict),
+            ("fractions", "Fraction") => Some(Builtin::Fraction),
+            // 3.13 moved the classes to `pathlib._local`
+            ("pathlib" | "pathlib._local", "PurePosixPath") => Some(Builtin::Path(false)),
+            ("pathlib" | "pathlib._local", "PosixPath") => Some(Builtin::Path(true)),
             _ => None,
         };
         let full = format!("{module}.{name}");
         match builtin {
             Some(b) => Ok(self.new_obj(Obj::Callable(b, full))),
             None if self.options.placeholder_globals => {
+                self.note_unknown(&full);
                 Ok(self.new_obj(Obj::Global { name: full, args: None }))
             }
             None => Err(GLOBAL_MARKER.to_owned() + &full),
@@ -822,6 +923,10 @@ impl<'a> Vm<'a> {
                 Builtin::Set => Obj::Set(KeySet::default()),
                 _ => Obj::ByteArray(Vec::new()),
             }));
+        }
+        if new && builtin == Builtin::Uuid {
+            // `copyreg.__newobj__`: the state follows as BUILD
+            return Ok(self.new_obj(Obj::BlankUuid));
         }
         match builtin {
             Builtin::Set | Builtin::FrozenSet => {
@@ -920,6 +1025,10 @@ impl<'a> Vm<'a> {
                     return self.call(*cls, vec![*state], false);
                 }
                 let same = match (self.obj(*cls), self.obj(*base)) {
+                    // `UUID` is a plain class: `object.__new__(UUID)`
+                    (Some(Obj::Callable(Builtin::Uuid, _)), Some(Obj::Callable(Builtin::Object, _))) => {
+                        return Ok(self.new_obj(Obj::BlankUuid));
+                    }
                     (Some(Obj::Callable(c, _)), Some(Obj::Callable(b, _))) => c == b,
                     _ => false,
                 };
@@ -930,6 +1039,7 @@ impl<'a> Vm<'a> {
                 self.call(*cls, args, false)
             }
             Builtin::Object => Err(format!("calling {fname} is not supported")),
+            _ => self.call_python(builtin, &fname, args),
         }
     }
 
@@ -941,6 +1051,11 @@ impl<'a> Vm<'a> {
     /// `load_build`: only placeholders take a state; a falsy state is a no-op
     /// on anything, as in CPython.
     fn build(&mut self, inst: Item, state: Item) -> Step<()> {
+        if let (Item::Obj(i), Some(Obj::BlankUuid)) = (inst, self.obj(inst)) {
+            let u = self.uuid_state(state)?;
+            self.heap[i] = Obj::Frozen(Value::Object(PyObject::Uuid(u)));
+            return Ok(());
+        }
         if let Some(Obj::Global { .. }) = self.obj(inst) {
             let Item::Obj(i) = inst else { unreachable!("obj() returned Some") };
             let old = match &self.heap[i] {
@@ -999,6 +1114,18 @@ impl<'a> Vm<'a> {
                     v.extend_from_slice(items);
                     Ok(())
                 }
+                Obj::Deque(v, maxlen) => {
+                    v.extend_from_slice(items);
+                    // a bounded deque drops from the left as it is extended
+                    if let Some(m) = maxlen.and_then(|m| usize::try_from(m).ok())
+                        && v.len() > m
+                    {
+                        v.drain(..v.len() - m);
+                    }
+                    Ok(())
+                }
+                // an unknown object's contents stay in the kept bytes
+                Obj::Global { .. } => Ok(()),
                 other => Err(format!("cannot append to a {}", other.type_name())),
             },
             other => Err(format!("cannot append to a {}", self.type_name(other))),
@@ -1009,12 +1136,16 @@ impl<'a> Vm<'a> {
         let Item::Obj(i) = dict else {
             return Err(format!("cannot set items of a {}", self.type_name(dict)));
         };
-        let Obj::Dict(d) = &mut self.heap[i] else {
-            return Err(format!("cannot set items of a {}", self.heap[i].type_name()));
+        let d = match &mut self.heap[i] {
+            Obj::Dict(d) | Obj::OrderedDict(d) | Obj::DefaultDict(_, d) => d,
+            Obj::Global { .. } => return Ok(()),
+            other => return Err(format!("cannot set items of a {}", other.type_name())),
         };
         let mut d = std::mem::take(d);
         let result = self.fill_dict(&mut d, items);
-        self.heap[i] = Obj::Dict(d);
+        if let Obj::Dict(slot) | Obj::OrderedDict(slot) | Obj::DefaultDict(_, slot) = &mut self.heap[i] {
+            *slot = d;
+        }
         result
     }
 
@@ -1033,8 +1164,10 @@ impl<'a> Vm<'a> {
         let Item::Obj(i) = set else {
             return Err(format!("cannot add items to a {}", self.type_name(set)));
         };
-        let Obj::Set(s) = &mut self.heap[i] else {
-            return Err(format!("cannot add items to a {}", self.heap[i].type_name()));
+        let s = match &mut self.heap[i] {
+            Obj::Set(s) => s,
+            Obj::Global { .. } => return Ok(()),
+            other => return Err(format!("cannot add items to a {}", other.type_name())),
         };
         let mut s = std::mem::take(s);
         let result = items.iter().try_for_each(|&it| {
@@ -1091,7 +1224,18 @@ impl<'a> Vm<'a> {
                 }
                 HashKey::FrozenSet(keys)
             }
-            Value::Global { .. } => self.unique_key(),
+            Value::Global { .. } | Value::Opaque(_) => self.unique_key(),
+            Value::Object(
+                o @ (PyObject::Date(_)
+                | PyObject::Time(_)
+                | PyObject::DateTime(_)
+                | PyObject::TimeDelta(_)
+                | PyObject::Decimal(_)
+                | PyObject::Uuid(_)
+                | PyObject::Complex { .. }
+                | PyObject::Fraction { .. }
+                | PyObject::Path { .. }),
+            ) => HashKey::Object(format!("{o:?}")),
             other => return Err(format!("unhashable type: '{}'", other.type_name())),
         })
     }
@@ -1207,8 +1351,32 @@ impl<'a> Vm<'a> {
                 if !self.options.placeholder_globals {
                     return Err(format!("the type {name} itself is not a value"));
                 }
-                return Ok(Opened::Done(Value::Global { name: name.clone(), args: Box::new(Value::None) }));
+                let name = name.clone();
+                self.note_unknown(&name);
+                return Ok(Opened::Done(Value::None));
             }
+            Obj::Tz(_) => {
+                // a time zone alone is no value of the model: only inside a time
+                if !self.options.placeholder_globals {
+                    return Err("a tzinfo alone (not inside a time or datetime) is not decoded".to_owned());
+                }
+                self.note_unknown("datetime.tzinfo");
+                return Ok(Opened::Done(Value::None));
+            }
+            Obj::BlankUuid => return Err("a uuid.UUID without its state".to_owned()),
+            Obj::OrderedDict(d) | Obj::DefaultDict(_, d) => {
+                let factory = match &self.heap[i] {
+                    Obj::DefaultDict(f, _) => Some(*f),
+                    _ => None,
+                };
+                let (keys, values): (Vec<Value>, Vec<Item>) = d.pairs.iter().cloned().unzip();
+                keys.iter().try_for_each(|k| self.charge_value(k, depth + 1))?;
+                match factory {
+                    None => frame(Kind::OrderedDict(keys), values),
+                    Some(f) => frame(Kind::DefaultDict(f, keys), values),
+                }
+            }
+            Obj::Deque(v, maxlen) => frame(Kind::Deque(*maxlen), v.clone()),
             Obj::List(v) => frame(Kind::List, v.clone()),
             Obj::Tuple(v) => frame(Kind::Tuple, v.clone()),
             Obj::Dict(d) => {
@@ -1249,6 +1417,9 @@ enum Kind {
     Dict(Vec<Value>),
     /// The name; `items` holds the arguments, if any.
     Global(String),
+    OrderedDict(Vec<Value>),
+    DefaultDict(Option<&'static str>, Vec<Value>),
+    Deque(Option<u64>),
 }
 
 impl Frame {
@@ -1261,6 +1432,14 @@ impl Frame {
                 let args = self.done.into_iter().next().unwrap_or(Value::None);
                 Value::Global { name, args: Box::new(args) }
             }
+            Kind::OrderedDict(keys) => {
+                Value::Object(PyObject::OrderedDict(keys.into_iter().zip(self.done).collect()))
+            }
+            Kind::DefaultDict(factory, keys) => Value::Object(PyObject::DefaultDict {
+                factory: factory.map(str::to_owned),
+                pairs: keys.into_iter().zip(self.done).collect(),
+            }),
+            Kind::Deque(maxlen) => Value::Object(PyObject::Deque { items: self.done, maxlen }),
         }
     }
 }
@@ -1608,44 +1787,80 @@ mod tests {
         assert_eq!(load(b"K\x012\x86.").unwrap(), Value::Tuple(vec![Value::Int(1), Value::Int(1)]));
     }
 
-    #[test]
-    fn globals_are_refused_by_name_or_kept_as_placeholders() {
-        let p = b"cdatetime\ndate\n(S'\\x07\\xe4\\x01\\x01'\ntR.";
-        assert_eq!(load(p).unwrap_err(), DecodeError::Global { name: "datetime.date".into(), pos: 0 });
+    fn opaque(p: &[u8], globals: &[&str]) {
         assert_eq!(
             load_placeholders(p).unwrap(),
-            Value::Global {
-                name: "datetime.date".into(),
-                args: Box::new(Value::Tuple(vec![Value::Bytes(vec![7, 0xe4, 1, 1])])),
-            }
+            Value::Opaque(Opaque {
+                globals: globals.iter().map(|g| g.to_string()).collect(),
+                bytes: p.to_vec()
+            }),
+            "{p:?}"
         );
-        // INST then BUILD: args become (args, state)
+    }
+
+    #[test]
+    fn unknown_globals_are_refused_by_name_or_kept_whole_as_their_bytes() {
+        let p = b"cmymod\nPoint\n(S'\\x07\\xe4\\x01\\x01'\ntR.";
+        assert_eq!(load(p).unwrap_err(), DecodeError::Global { name: "mymod.Point".into(), pos: 0 });
+        opaque(p, &["mymod.Point"]);
+        // INST then BUILD
         let p = b"(i__main__\nFoo\n(dS'a'\nI1\nsb.";
         assert!(err(p).contains("__main__.Foo"));
-        let state = Value::Dict(vec![(Value::Str("a".into()), Value::Int(1))]);
-        assert_eq!(
-            load_placeholders(p).unwrap(),
-            Value::Global {
-                name: "__main__.Foo".into(),
-                args: Box::new(Value::Tuple(vec![Value::Tuple(vec![]), state.clone()])),
-            }
-        );
-        // NEWOBJ with no arguments then BUILD, protocol 2
-        let p = b"\x80\x02c__main__\nFoo\n)\x81}(X\x01\x00\x00\x00aK\x01ub.";
-        let Value::Global { args, .. } = load_placeholders(p).unwrap() else { panic!() };
-        assert_eq!(*args, Value::Tuple(vec![Value::Tuple(vec![]), state]));
-        // NEWOBJ_EX keeps (args, kwargs)
-        let p = b"\x80\x04c__main__\nFoo\nK\x01\x85}X\x01\x00\x00\x00kK\x02s\x92.";
-        let Value::Global { args, .. } = load_placeholders(p).unwrap() else { panic!() };
-        let kwargs = Value::Dict(vec![(Value::Str("k".into()), Value::Int(2))]);
-        assert_eq!(*args, Value::Tuple(vec![Value::Tuple(vec![Value::Int(1)]), kwargs]));
-        // a bare class
-        assert_eq!(
-            load_placeholders(b"cos\nsystem\n.").unwrap(),
-            Value::Global { name: "os.system".into(), args: Box::new(Value::None) }
-        );
+        opaque(p, &["__main__.Foo"]);
+        // NEWOBJ then BUILD, protocol 2; NEWOBJ_EX
+        opaque(b"\x80\x02c__main__\nFoo\n)\x81}(X\x01\x00\x00\x00aK\x01ub.", &["__main__.Foo"]);
+        opaque(b"\x80\x04c__main__\nFoo\nK\x01\x85}X\x01\x00\x00\x00kK\x02s\x92.", &["__main__.Foo"]);
+        // a bare class, and a known class itself (not an instance)
+        opaque(b"cos\nsystem\n.", &["os.system"]);
+        opaque(b"cbuiltins\nset\n.", &["builtins.set"]);
         assert!(err(b"cbuiltins\nset\n.").contains("builtins.set itself"));
         assert!(err(b"cbuiltins\nlist\n(K\x01tb.").contains("BUILD"));
+        // a dict subclass filled by SETITEMS, inside a list, beside a known
+        // date: the whole pickle is kept, trailing bytes too
+        let p = b"\x80\x02]q\x00(cmy\nD\n)\x81K\x01K\x02scdatetime\ndate\nC\x04\x07\xea\x0b\x1e\x85Re.xx";
+        opaque(p, &["my.D"]);
+    }
+
+    #[test]
+    fn known_classes_decode_from_each_route() {
+        let date = Value::Object(PyObject::Date(crate::value::Date { year: 2026, month: 11, day: 30 }));
+        for p in [
+            // Python 2 `str` state, protocols 0 and 2
+            &b"cdatetime\ndate\np0\n(S'\\x07\\xea\\x0b\\x1e'\np1\ntp2\nRp3\n."[..],
+            b"\x80\x02cdatetime\ndate\nq\x00U\x04\x07\xea\x0b\x1eq\x01\x85q\x02Rq\x03.",
+            // Python 3 protocol 0 (`_codecs.encode(text, 'latin1')`) and 4
+            b"cdatetime\ndate\np0\n(c_codecs\nencode\np1\n(V\x07\xea\x0b\x1e\np2\nVlatin1\np3\ntp4\nRp5\ntp6\nRp7\n.",
+            b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00\x8c\x08datetime\x94\x8c\x04date\x94\x93\x94C\x04\x07\xea\x0b\x1e\x94\x85\x94R\x94.",
+        ] {
+            assert_eq!(load(p).unwrap(), date, "{p:?}");
+        }
+        assert!(err(b"cdatetime\ndate\n(S'\\x07\\xea\\x0d\\x1e'\ntR.").contains("not a valid date"));
+        assert!(err(b"cdatetime\ndate\n(S'abc'\ntR.").contains("4 bytes"));
+        // copy_reg._reconstructor(UUID, object, None) then BUILD, Python 2
+        let p = b"ccopy_reg\n_reconstructor\np0\n(cuuid\nUUID\np1\nc__builtin__\nobject\np2\nNtp3\nRp4\n(dp5\nS'int'\np6\nL5L\nsb.";
+        assert_eq!(load(p).unwrap(), Value::Object(PyObject::Uuid(5)));
+        assert!(err(b"\x80\x02cuuid\nUUID\n)\x81.").contains("without its state"));
+        // Python 2's OrderedDict and deque
+        let p = b"\x80\x02ccollections\nOrderedDict\nq\x00]q\x01(]q\x02(U\x01aq\x03K\x01e]q\x04(U\x01bq\x05K\x02ee\x85q\x06Rq\x07.";
+        let s = |x: &str| Value::Str(x.into());
+        assert_eq!(
+            load(p).unwrap(),
+            Value::Object(PyObject::OrderedDict(vec![(s("a"), Value::Int(1)), (s("b"), Value::Int(2))]))
+        );
+        let p = b"\x80\x02ccollections\ndeque\nq\x00]q\x01(K\x01K\x02K\x03eK\x02\x86q\x02Rq\x03.";
+        assert_eq!(
+            load(p).unwrap(),
+            Value::Object(PyObject::Deque { items: vec![Value::Int(2), Value::Int(3)], maxlen: Some(2) })
+        );
+        // getattr is only ZoneInfo._unpickle
+        assert!(
+            err(b"\x80\x02c__builtin__\ngetattr\ncos\nsystem\nX\x01\x00\x00\x00a\x86R.")
+                .contains("os.system")
+        );
+        assert!(
+            err(b"\x80\x02c__builtin__\ngetattr\nc__builtin__\nlist\nX\x01\x00\x00\x00a\x86R.")
+                .contains("getattr")
+        );
     }
 
     #[test]

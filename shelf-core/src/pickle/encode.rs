@@ -1,16 +1,25 @@
-//! The pickler: writes a [`Value`] as pickle protocol 2 or 3, byte for byte
-//! as CPython 3.11's C pickler (`Modules/_pickle.c`, `save` and friends)
-//! writes a freshly built value of the same types.
+//! The pickler: writes a [`Value`] as pickle protocol 2, 3, 4 or 5, byte
+//! for byte as CPython 3.11's C pickler (`Modules/_pickle.c`, `save` and
+//! friends; `Lib/pickle.py` is the readable twin) writes a freshly built
+//! value of the same types.
 //!
 //! CPython memoizes by object identity. A [`Value`] tree has no identity,
 //! so every container and string is its own object, except the ones
 //! CPython keeps as singletons: the empty `str` and `bytes`, and `str` of
 //! one Latin-1 character and `bytes` of one byte (`unicode_latin1`,
-//! `characters` in CPython). Globals (`builtins.set`, `_codecs.encode`) and
-//! the `'latin1'` constant of `save_bytes` are one object each too. With
-//! those rules the output equals `pickle.dumps(v, protocol)` for values
-//! built from literals or read from a pickle, as long as no two equal
-//! strings share an object in Python (interned identifiers do).
+//! `characters` in CPython). Globals (`builtins.set`, `_codecs.encode`),
+//! the module names protocol 4 writes for them, `timezone.utc`, a
+//! `ZoneInfo` of one key (its cache makes it one object) and the
+//! constants CPython's reducers use (`'latin1'`, `'int'`, `'_unpickle'`)
+//! are one object each too. With those rules the output equals
+//! `pickle.dumps(v, protocol)` for values built from literals or read from
+//! a pickle, as long as no two equal strings share an object in Python
+//! (interned identifiers do).
+//!
+//! Protocol 4 and 5 frame as `Lib/pickle.py`'s `_Framer` does: one frame
+//! after `PROTO`, committed when it reaches 64 KiB at the start of a
+//! `save`, without a header when under 4 bytes, and `str`/`bytes`
+//! payloads of 64 KiB or more written between frames.
 
 use super::opcodes::*;
 use std::collections::HashMap;
@@ -18,18 +27,39 @@ use std::collections::HashMap;
 use num_bigint::BigInt;
 
 use super::decode::MAX_DEPTH;
-use crate::value::Value;
+use crate::value::{PyObject, TimeDelta, TzInfo, Value};
 
 /// CPython's `BATCHSIZE` for `APPENDS` and `SETITEMS`.
 const BATCHSIZE: usize = 1000;
 
-/// Encodes `value` as a pickle of `protocol` (2 or 3; anything below 3 is
-/// written as 2, anything above as 3).
+/// `_Framer._FRAME_SIZE_TARGET`.
+const FRAME_SIZE_TARGET: usize = 64 * 1024;
+
+/// `_Framer._FRAME_SIZE_MIN`: smaller frames are written without a header.
+const FRAME_SIZE_MIN: usize = 4;
+
+/// The length of `FRAME` and its 8-byte size.
+const FRAME_HEADER: usize = 9;
+
+/// The lowest and highest pickle protocols written.
+pub(crate) const PROTOCOLS: std::ops::RangeInclusive<u8> = 2..=5;
+
+/// Encodes `value` as a pickle of `protocol` (2 to 5; anything below is
+/// written as 2, anything above as 5). A [`Value::Opaque`] is its own
+/// bytes, whatever the protocol.
 pub(crate) fn encode(value: &Value, protocol: u8) -> Result<Vec<u8>, String> {
-    let mut p = Pickler { out: Vec::new(), proto: protocol.clamp(2, 3), next: 0, shared: HashMap::new() };
+    if let Value::Opaque(o) = value {
+        return Ok(o.bytes.clone());
+    }
+    let proto = protocol.clamp(*PROTOCOLS.start(), *PROTOCOLS.end());
+    let mut p = Pickler { out: Vec::new(), proto, next: 0, shared: HashMap::new(), frame: None };
     p.out.extend_from_slice(&[PROTO, p.proto]);
+    if proto >= 4 {
+        p.start_frame();
+    }
     p.save(value, 0)?;
     p.out.push(STOP);
+    p.end_frame();
     Ok(p.out)
 }
 
@@ -38,10 +68,18 @@ pub(crate) fn encode(value: &Value, protocol: u8) -> Result<Vec<u8>, String> {
 #[derive(Debug, Hash, PartialEq, Eq)]
 enum Shared {
     Global(&'static str, &'static str),
+    /// The module name protocol 4 saves before `STACK_GLOBAL`.
+    Module(&'static str),
     Str(String),
     Bytes(Vec<u8>),
     /// The `'latin1'` constant of `save_bytes`.
     Latin1,
+    /// A string constant of a reducer (`'int'` of `UUID.__getstate__`).
+    Const(&'static str),
+    /// `datetime.timezone.utc`.
+    Utc,
+    /// `zoneinfo.ZoneInfo(key)`, cached by key.
+    Zone(String),
 }
 
 struct Pickler {
@@ -50,13 +88,69 @@ struct Pickler {
     /// The next memo index (`len(self.memo)`).
     next: u32,
     shared: HashMap<Shared, u32>,
+    /// Where the current frame's reserved header starts (protocol 4+).
+    frame: Option<usize>,
 }
 
 impl Pickler {
-    /// `memoize`/`put`: BINPUT or LONG_BINPUT.
+    // ---- framing (`_Framer`) ----
+
+    fn start_frame(&mut self) {
+        self.frame = Some(self.out.len());
+        self.out.extend_from_slice(&[0; FRAME_HEADER]);
+    }
+
+    /// Closes the current frame: its header written, or removed when the
+    /// frame is too small to need one.
+    fn close_frame(&mut self) {
+        let Some(start) = self.frame.take() else { return };
+        let len = self.out.len() - start - FRAME_HEADER;
+        if len >= FRAME_SIZE_MIN {
+            self.out[start] = FRAME;
+            self.out[start + 1..start + FRAME_HEADER].copy_from_slice(&(len as u64).to_le_bytes());
+        } else {
+            self.out.drain(start..start + FRAME_HEADER);
+        }
+    }
+
+    /// `commit_frame()`: a new frame once this one reached the target size.
+    fn opcode_boundary(&mut self) {
+        if let Some(start) = self.frame
+            && self.out.len() - start - FRAME_HEADER >= FRAME_SIZE_TARGET
+        {
+            self.close_frame();
+            self.start_frame();
+        }
+    }
+
+    fn end_frame(&mut self) {
+        self.close_frame();
+    }
+
+    /// `write_large_bytes`: a payload of 64 KiB or more goes between
+    /// frames in protocol 4+, so a reader can take it without copying.
+    fn write_payload(&mut self, header: &[u8], payload: &[u8]) {
+        if self.frame.is_some() && payload.len() >= FRAME_SIZE_TARGET {
+            self.close_frame();
+            self.out.extend_from_slice(header);
+            self.out.extend_from_slice(payload);
+            self.start_frame();
+        } else {
+            self.out.extend_from_slice(header);
+            self.out.extend_from_slice(payload);
+        }
+    }
+
+    // ---- the memo ----
+
+    /// `memoize`/`put`: MEMOIZE from protocol 4, else BINPUT or LONG_BINPUT.
     fn put(&mut self) -> u32 {
         let idx = self.next;
         self.next += 1;
+        if self.proto >= 4 {
+            self.out.push(MEMOIZE);
+            return idx;
+        }
         match u8::try_from(idx) {
             Ok(i) => self.out.extend_from_slice(&[BINPUT, i]),
             Err(_) => {
@@ -98,11 +192,28 @@ impl Pickler {
         Ok(())
     }
 
-    /// `save_global`, with `fix_imports` mapping `builtins` to `__builtin__`
-    /// below protocol 3 (`_compat_pickle.REVERSE_IMPORT_MAPPING`).
+    /// `save_global`: `GLOBAL` with `fix_imports` mapping Python 3 names to
+    /// Python 2's below protocol 3 (`_compat_pickle`: `builtins` is
+    /// `__builtin__`, `str` `unicode`, `int` `long`),
+    /// from protocol 4 the module and name as strings and `STACK_GLOBAL`.
     fn global(&mut self, module: &'static str, name: &'static str) -> Result<(), String> {
-        let module = if self.proto < 3 && module == "builtins" { "__builtin__" } else { module };
+        // `REVERSE_NAME_MAPPING` first, then `REVERSE_IMPORT_MAPPING`
+        let (module, name) = match (module, name) {
+            ("builtins", "str") if self.proto < 3 => ("__builtin__", "unicode"),
+            ("builtins", "int") if self.proto < 3 => ("__builtin__", "long"),
+            ("builtins", n) if self.proto < 3 => ("__builtin__", n),
+            other => other,
+        };
         self.shared(Some(Shared::Global(module, name)), |p| {
+            if p.proto >= 4 {
+                p.shared(Some(Shared::Module(module)), |p| {
+                    p.str_opcode(module)?;
+                    Ok(p.put())
+                })?;
+                p.save_str(name)?;
+                p.out.push(STACK_GLOBAL);
+                return Ok(p.put());
+            }
             p.out.push(GLOBAL);
             p.out.extend_from_slice(module.as_bytes());
             p.out.push(b'\n');
@@ -116,6 +227,7 @@ impl Pickler {
         if depth > MAX_DEPTH {
             return Err(format!("value nested deeper than {MAX_DEPTH} levels"));
         }
+        self.opcode_boundary();
         match v {
             Value::None => self.out.push(NONE),
             Value::Bool(b) => self.out.push(if *b { NEWTRUE } else { NEWFALSE }),
@@ -124,13 +236,10 @@ impl Pickler {
                 Ok(i) => self.save_int(i),
                 Err(_) => self.save_long(b),
             },
-            Value::Float(f) => {
-                // `save_float`: BINFLOAT, big-endian as `struct.pack('>d')`
-                self.out.push(BINFLOAT);
-                self.out.extend_from_slice(&f.to_be_bytes());
-            }
+            Value::Float(f) => self.save_float(*f),
             Value::Str(s) => self.save_str(s)?,
             Value::Bytes(b) => self.save_bytes(b)?,
+            Value::ByteArray(b) if self.proto >= 5 => self.save_bytearray8(b),
             Value::ByteArray(b) => {
                 // `save_bytearray` below protocol 5: `(bytearray, (bytes(obj),))`
                 self.global("builtins", "bytearray")?;
@@ -155,23 +264,277 @@ impl Pickler {
                 self.put();
                 self.batch_setitems(pairs, depth)?;
             }
-            Value::Set(items) | Value::FrozenSet(items) => {
-                // `save_set`/`save_frozenset` below protocol 4: `(type, (list(obj),))`
-                let name = if matches!(v, Value::Set(_)) { "set" } else { "frozenset" };
-                self.global("builtins", name)?;
-                self.out.push(EMPTY_LIST);
-                self.put();
-                self.batch_appends(items, depth)?;
-                self.out.push(TUPLE1);
-                self.put();
-                self.out.push(REDUCE);
-                self.put();
-            }
+            Value::Set(items) | Value::FrozenSet(items) => self.save_set(v, items, depth)?,
+            Value::Object(o) => self.save_object(o, depth)?,
+            Value::Opaque(o) => return Err(nested_opaque(o)),
             Value::Global { name, .. } => {
                 return Err(format!("cannot pickle the placeholder of global {name}"));
             }
         }
         Ok(())
+    }
+
+    /// `save_set` and `save_frozenset`. Out of line, as [`Self::save_object`].
+    #[inline(never)]
+    fn save_set(&mut self, v: &Value, items: &[Value], depth: usize) -> Result<(), String> {
+        if matches!(v, Value::Set(_)) && self.proto >= 4 {
+            // `save_set`: EMPTY_SET, then batches of MARK ... ADDITEMS
+            self.out.push(EMPTY_SET);
+            self.put();
+            for batch in items.chunks(BATCHSIZE) {
+                self.out.push(MARK);
+                for item in batch {
+                    self.save(item, depth + 1)?;
+                }
+                self.out.push(ADDITEMS);
+            }
+            return Ok(());
+        }
+        if self.proto >= 4 {
+            self.out.push(MARK);
+            for item in items {
+                self.save(item, depth + 1)?;
+            }
+            self.out.push(FROZENSET);
+            self.put();
+            return Ok(());
+        }
+        {
+            // `save_set`/`save_frozenset` below protocol 4: `(type, (list(obj),))`
+            let name = if matches!(v, Value::Set(_)) { "set" } else { "frozenset" };
+            self.global("builtins", name)?;
+            self.out.push(EMPTY_LIST);
+            self.put();
+            self.batch_appends(items, depth)?;
+            self.out.push(TUPLE1);
+            self.put();
+            self.out.push(REDUCE);
+            self.put();
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn save_bytearray8(&mut self, b: &[u8]) {
+        let mut header = vec![BYTEARRAY8];
+        header.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        self.write_payload(&header, b);
+        self.put();
+    }
+
+    fn save_float(&mut self, f: f64) {
+        // `save_float`: BINFLOAT, big-endian as `struct.pack('>d')`
+        self.out.push(BINFLOAT);
+        self.out.extend_from_slice(&f.to_be_bytes());
+    }
+
+    /// `save_reduce(func, args)` for a global `func`, where `args` writes
+    /// the argument tuple.
+    fn reduce(
+        &mut self,
+        module: &'static str,
+        name: &'static str,
+        args: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.global(module, name)?;
+        args(self)?;
+        self.out.push(REDUCE);
+        self.put();
+        Ok(())
+    }
+
+    /// Closes an argument tuple of `n` items already saved (`save_tuple`).
+    fn tuple_of(&mut self, n: usize) {
+        let op = match n {
+            0 => return self.out.push(EMPTY_TUPLE),
+            1 => TUPLE1,
+            2 => TUPLE2,
+            _ => TUPLE3,
+        };
+        self.out.push(op);
+        self.put();
+    }
+
+    /// The objects of [`PyObject`], each as its class's `__reduce_ex__`
+    /// gives it to CPython's pickler. Out of line: `save` recurses once per
+    /// nesting level, and its frame must stay small.
+    #[inline(never)]
+    fn save_object(&mut self, o: &PyObject, depth: usize) -> Result<(), String> {
+        match o {
+            PyObject::Date(d) => {
+                let state = d.state(0);
+                self.reduce("datetime", "date", |p| {
+                    p.save_bytes(&state)?;
+                    p.tuple_of(1);
+                    Ok(())
+                })
+            }
+            PyObject::Time(t) => {
+                // `time._getstate(protocol)`: the fold only from protocol 4
+                let state = t.state(if t.fold && self.proto > 3 { 0x80 } else { 0 });
+                self.reduce("datetime", "time", |p| {
+                    p.save_bytes(&state)?;
+                    p.save_tz_args(t.tz.as_ref())
+                })
+            }
+            PyObject::DateTime(dt) => {
+                let mut state = dt.date.state(if dt.time.fold && self.proto > 3 { 0x80 } else { 0 }).to_vec();
+                state.extend_from_slice(&dt.time.state(0));
+                self.reduce("datetime", "datetime", |p| {
+                    p.save_bytes(&state)?;
+                    p.save_tz_args(dt.time.tz.as_ref())
+                })
+            }
+            PyObject::TimeDelta(t) => self.save_timedelta(t),
+            PyObject::Decimal(text) => self.reduce("decimal", "Decimal", |p| {
+                p.save_str(text)?;
+                p.tuple_of(1);
+                Ok(())
+            }),
+            PyObject::Uuid(u) => {
+                // `copyreg.__reduce_ex__` from protocol 2: `cls.__new__(cls)`
+                // (NEWOBJ), then the state `{'int': int}` (BUILD)
+                self.global("uuid", "UUID")?;
+                self.out.extend_from_slice(&[EMPTY_TUPLE, NEWOBJ]);
+                self.put();
+                self.out.push(EMPTY_DICT);
+                self.put();
+                self.shared(Some(Shared::Const("int")), |p| {
+                    p.str_opcode("int")?;
+                    Ok(p.put())
+                })?;
+                self.save(&Value::BigInt(BigInt::from(*u)), depth + 1)?;
+                self.out.extend_from_slice(&[SETITEM, BUILD]);
+                Ok(())
+            }
+            PyObject::OrderedDict(pairs) => {
+                // `OrderedDict.__reduce__`: `(cls, (), None, None, iter(items))`
+                self.reduce("collections", "OrderedDict", |p| {
+                    p.tuple_of(0);
+                    Ok(())
+                })?;
+                self.batch_setitems_iter(pairs, depth)
+            }
+            PyObject::DefaultDict { factory, pairs } => {
+                self.reduce("collections", "defaultdict", |p| match factory.as_deref() {
+                    None => {
+                        p.tuple_of(0);
+                        Ok(())
+                    }
+                    Some(f) => {
+                        let f = crate::value::DEFAULT_FACTORIES
+                            .iter()
+                            .find(|x| **x == f)
+                            .ok_or_else(|| format!("defaultdict factory {f:?} is no builtin type"))?;
+                        p.global("builtins", f)?;
+                        p.tuple_of(1);
+                        Ok(())
+                    }
+                })?;
+                self.batch_setitems_iter(pairs, depth)
+            }
+            PyObject::Deque { items, maxlen } => {
+                // `deque.__reduce__`: `(cls, ((), maxlen) or (), None, iter(self))`
+                self.reduce("collections", "deque", |p| {
+                    match maxlen {
+                        None => p.tuple_of(0),
+                        Some(m) => {
+                            p.tuple_of(0);
+                            p.save(&Value::BigInt(BigInt::from(*m)), depth + 1)?;
+                            p.tuple_of(2);
+                        }
+                    }
+                    Ok(())
+                })?;
+                self.batch_appends_iter(items, depth)
+            }
+            PyObject::Complex { re, im } => self.reduce("builtins", "complex", |p| {
+                p.save_float(*re);
+                p.save_float(*im);
+                p.tuple_of(2);
+                Ok(())
+            }),
+            PyObject::Fraction { numerator, denominator } => self.reduce("fractions", "Fraction", |p| {
+                // CPython 3.11's `Fraction.__reduce__`: `(cls, (num, den))`
+                p.save(&Value::BigInt(numerator.clone()), depth + 1)?;
+                p.save(&Value::BigInt(denominator.clone()), depth + 1)?;
+                p.tuple_of(2);
+                Ok(())
+            }),
+            PyObject::Path { concrete, path } => {
+                // `PurePath.__reduce__` up to 3.12: `(cls, self.parts)`, in
+                // module `pathlib` (3.13 names `pathlib._local`, which
+                // older versions lack; every version reads this)
+                let name = if *concrete { "PosixPath" } else { "PurePosixPath" };
+                let parts: Vec<Value> = crate::value::posix_parts(path).into_iter().map(Value::Str).collect();
+                self.reduce("pathlib", name, |p| p.save_tuple(&parts, depth + 1))
+            }
+        }
+    }
+
+    /// The argument tuple `(state, tz)` or `(state,)` of a time or datetime.
+    fn save_tz_args(&mut self, tz: Option<&TzInfo>) -> Result<(), String> {
+        match tz {
+            None => self.tuple_of(1),
+            Some(tz) => {
+                self.save_tz(tz)?;
+                self.tuple_of(2);
+            }
+        }
+        Ok(())
+    }
+
+    fn save_tz(&mut self, tz: &TzInfo) -> Result<(), String> {
+        match tz {
+            TzInfo::Fixed { offset, name } => {
+                // `timezone.__getinitargs__`: `(offset,)` or `(offset, name)`;
+                // an unnamed zero offset is the `timezone.utc` singleton
+                let utc = name.is_none() && offset.total_microseconds() == 0;
+                self.shared(utc.then_some(Shared::Utc), |p| {
+                    p.reduce("datetime", "timezone", |p| {
+                        p.save_timedelta(offset)?;
+                        match name {
+                            None => p.tuple_of(1),
+                            Some(n) => {
+                                p.save_str(n)?;
+                                p.tuple_of(2);
+                            }
+                        }
+                        Ok(())
+                    })?;
+                    Ok(p.next - 1)
+                })
+            }
+            TzInfo::Zone(key) => self.shared(Some(Shared::Zone(key.clone())), |p| {
+                // `ZoneInfo.__reduce__`: `(ZoneInfo._unpickle, (key, True))`,
+                // the bound method itself `(getattr, (ZoneInfo, '_unpickle'))`
+                p.global("builtins", "getattr")?;
+                p.global("zoneinfo", "ZoneInfo")?;
+                p.shared(Some(Shared::Const("_unpickle")), |p| {
+                    p.str_opcode("_unpickle")?;
+                    Ok(p.put())
+                })?;
+                p.tuple_of(2);
+                p.out.push(REDUCE);
+                p.put();
+                p.save_str(key)?;
+                // `_from_cache`: the int 1 in CPython's C zoneinfo, not True
+                p.save_int(1);
+                p.tuple_of(2);
+                p.out.push(REDUCE);
+                Ok(p.put())
+            }),
+        }
+    }
+
+    fn save_timedelta(&mut self, t: &TimeDelta) -> Result<(), String> {
+        self.reduce("datetime", "timedelta", |p| {
+            p.save_int(t.days.into());
+            p.save_int(t.seconds.into());
+            p.save_int(t.microseconds.into());
+            p.tuple_of(3);
+            Ok(())
+        })
     }
 
     /// `save_long` from protocol 2: the smallest of BININT1, BININT2,
@@ -213,16 +576,26 @@ impl Pickler {
             _ => false,
         };
         self.shared(single.then(|| Shared::Str(s.to_owned())), |p| {
-            p.binunicode(s)?;
+            p.str_opcode(s)?;
             Ok(p.put())
         })
     }
 
-    fn binunicode(&mut self, s: &str) -> Result<(), String> {
-        let n = u32::try_from(s.len()).map_err(|_| "str longer than 4 GiB needs protocol 4".to_owned())?;
-        self.out.push(BINUNICODE);
-        self.out.extend_from_slice(&n.to_le_bytes());
-        self.out.extend_from_slice(s.as_bytes());
+    /// The opcode of a `str` without its memo put: SHORT_BINUNICODE from
+    /// protocol 4 for under 256 bytes, BINUNICODE, or BINUNICODE8 beyond
+    /// 4 GiB.
+    fn str_opcode(&mut self, s: &str) -> Result<(), String> {
+        let n = s.len();
+        let header = if self.proto >= 4 && n < 256 {
+            vec![SHORT_BINUNICODE, n as u8]
+        } else if let Ok(n32) = u32::try_from(n) {
+            [&[BINUNICODE][..], &n32.to_le_bytes()].concat()
+        } else if self.proto >= 4 {
+            [&[BINUNICODE8][..], &(n as u64).to_le_bytes()].concat()
+        } else {
+            return Err("str longer than 4 GiB needs protocol 4".to_owned());
+        };
+        self.write_payload(&header, s.as_bytes());
         Ok(())
     }
 
@@ -233,16 +606,13 @@ impl Pickler {
         let key = (b.len() <= 1).then(|| Shared::Bytes(b.to_vec()));
         self.shared(key, |p| {
             if p.proto >= 3 {
-                match u8::try_from(b.len()) {
-                    Ok(n) => p.out.extend_from_slice(&[SHORT_BINBYTES, n]),
-                    Err(_) => {
-                        let n = u32::try_from(b.len())
-                            .map_err(|_| "bytes longer than 4 GiB need protocol 4".to_owned())?;
-                        p.out.push(BINBYTES);
-                        p.out.extend_from_slice(&n.to_le_bytes());
-                    }
-                }
-                p.out.extend_from_slice(b);
+                let header = match (u8::try_from(b.len()), u32::try_from(b.len())) {
+                    (Ok(n), _) => vec![SHORT_BINBYTES, n],
+                    (_, Ok(n)) => [&[BINBYTES][..], &n.to_le_bytes()].concat(),
+                    _ if p.proto >= 4 => [&[BINBYTES8][..], &(b.len() as u64).to_le_bytes()].concat(),
+                    _ => return Err("bytes longer than 4 GiB need protocol 4".to_owned()),
+                };
+                p.write_payload(&header, b);
                 return Ok(p.put());
             }
             if b.is_empty() {
@@ -253,7 +623,7 @@ impl Pickler {
                 let text: String = b.iter().map(|&c| char::from(c)).collect();
                 p.save_str(&text)?;
                 p.shared(Some(Shared::Latin1), |p| {
-                    p.binunicode("latin1")?;
+                    p.str_opcode("latin1")?;
                     Ok(p.put())
                 })?;
                 p.out.push(TUPLE2);
@@ -327,6 +697,71 @@ impl Pickler {
                 self.save(v, depth + 1)?;
             }
             self.out.push(SETITEMS);
+            rest = tail;
+            if batch.len() < BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[inline(never)]
+fn nested_opaque(o: &crate::value::Opaque) -> String {
+    format!(
+        "a pickle of class {} (kept as its bytes) can only be stored as a whole value, not inside another",
+        o.class()
+    )
+}
+
+impl Pickler {
+    /// `batch_list` for an iterator (a deque's items): APPEND for a lone
+    /// item of a batch, else MARK ... APPENDS, until a batch is short.
+    fn batch_appends_iter(&mut self, items: &[Value], depth: usize) -> Result<(), String> {
+        let mut rest = items;
+        loop {
+            let (batch, tail) = rest.split_at(rest.len().min(BATCHSIZE));
+            match batch {
+                [] => {}
+                [item] => {
+                    self.save(item, depth + 1)?;
+                    self.out.push(APPEND);
+                }
+                _ => {
+                    self.out.push(MARK);
+                    for item in batch {
+                        self.save(item, depth + 1)?;
+                    }
+                    self.out.push(APPENDS);
+                }
+            }
+            rest = tail;
+            if batch.len() < BATCHSIZE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `batch_dict` for an iterator of items (OrderedDict, defaultdict).
+    fn batch_setitems_iter(&mut self, pairs: &[(Value, Value)], depth: usize) -> Result<(), String> {
+        let mut rest = pairs;
+        loop {
+            let (batch, tail) = rest.split_at(rest.len().min(BATCHSIZE));
+            match batch {
+                [] => {}
+                [(k, v)] => {
+                    self.save(k, depth + 1)?;
+                    self.save(v, depth + 1)?;
+                    self.out.push(SETITEM);
+                }
+                _ => {
+                    self.out.push(MARK);
+                    for (k, v) in batch {
+                        self.save(k, depth + 1)?;
+                        self.save(v, depth + 1)?;
+                    }
+                    self.out.push(SETITEMS);
+                }
+            }
             rest = tail;
             if batch.len() < BATCHSIZE {
                 return Ok(());

@@ -78,3 +78,31 @@ pub(crate) const FRAME: u8 = 0x95;
 pub(crate) const BYTEARRAY8: u8 = 0x96;
 pub(crate) const NEXT_BUFFER: u8 = 0x97;
 pub(crate) const READONLY_BUFFER: u8 = 0x98;
+
+/// Whether `op` is an opcode of protocols 0 and 1 that can start a pickle
+/// (it pushes something or opens a MARK).
+pub(crate) fn is_protocol_0_or_1(op: u8) -> bool {
+    [
+        MARK,
+        FLOAT,
+        INT,
+        BININT,
+        BININT1,
+        LONG,
+        BININT2,
+        NONE,
+        STRING,
+        BINSTRING,
+        SHORT_BINSTRING,
+        UNICODE,
+        BINUNICODE,
+        GLOBAL,
+        EMPTY_DICT,
+        EMPTY_LIST,
+        EMPTY_TUPLE,
+        BINFLOAT,
+        PERSID,
+        INST,
+    ]
+    .contains(&op)
+}

@@ -71,7 +71,10 @@ fn hinted(name: &str, inner: Value) -> Result<Value, ValueError> {
             }
             _ => return Err(ValueError("malformed placeholder global".into())),
         },
-        (_, inner) => inner,
+        (name, inner) => match super::python::from_hint(name, inner.clone()) {
+            Some(rebuilt) => rebuilt.map_err(ValueError)?,
+            None => inner,
+        },
     })
 }
 
