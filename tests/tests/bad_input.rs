@@ -140,19 +140,29 @@ fn invalid_utf8_in_a_key() {
 
 #[test]
 fn a_pickle_naming_an_unknown_global() {
-    // pickle.dumps(datetime.date(2020, 1, 1), 2)
+    // pickle.dumps(mymod.Point(), 2) for a class with one attribute x = 1.
+    let point: &[u8] = b"\x80\x02cmymod\nPoint\nq\x00)\x81q\x01}q\x02X\x01\x00\x00\x00xq\x03K\x01sb.";
+    // pickle.dumps(datetime.date(2020, 1, 1), 2): a class shelf knows.
     let date: &[u8] = b"\x80\x02cdatetime\ndate\nq\x00c_codecs\nencode\nq\x01X\x05\x00\x00\x00\x07\xc3\xa4\x01\x01q\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05\x85q\x06Rq\x07.";
     for backend in persistent_backends() {
         let scratch = Scratch::new();
         let mut db = open(backend, &scratch.path, Protocol::pickle());
+        db.backend_mut().unwrap().insert(b"p", point).unwrap();
         db.backend_mut().unwrap().insert(b"d", date).unwrap();
-        for err in [db.get::<Value>("d").unwrap_err(), db.get::<String>("d").unwrap_err()] {
-            let chain = format!(
-                "{err}: {}",
-                std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default()
-            );
-            assert!(chain.contains("datetime.date"), "{backend}: the error names the global: {chain}");
+        // A typed read of an unknown class is an error naming it.
+        let err = db.get::<String>("p").unwrap_err();
+        let chain =
+            format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+        assert!(chain.contains("mymod.Point"), "{backend}: the error names the global: {chain}");
+        // Read as a Value it is either refused naming the class or kept as
+        // its exact bytes, never decoded into something else.
+        match db.get::<Value>("p") {
+            Ok(Some(Value::Opaque(o))) => assert_eq!(o.bytes, point, "{backend}: kept byte for byte"),
+            Ok(other) => panic!("{backend}: an unknown class read as {other:?}"),
+            Err(e) => assert!(format!("{e:?}").contains("mymod.Point"), "{backend}: {e:?}"),
         }
+        // A date is no unknown class any more: it reads as one.
+        assert_eq!(db.get::<String>("d").unwrap().as_deref(), Some("2020-01-01"), "{backend}");
     }
 }
 
