@@ -2,7 +2,6 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -13,6 +12,11 @@ use crate::error::{Error, OpenError, show_key};
 use crate::protocol::{PickleOptions, Protocol};
 
 /// The metadata entry that records a shelf's protocol.
+mod ordered;
+mod transaction;
+
+pub use transaction::Transaction;
+
 const PROTOCOL_META: &str = "protocol";
 
 /// How a [`Shelf`] treats its values, beyond what the backend decides.
@@ -666,181 +670,11 @@ impl<B: KvBackend> Shelf<B> {
         };
         synced.and(closed)
     }
-
-    /// Applies several inserts and removes all-or-nothing, on backends whose
-    /// capabilities include `atomic_batch`. Nothing is written if `f` fails.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`] where batches are not atomic; the error of `f`;
-    /// backend errors.
-    pub fn transaction<R>(
-        &mut self,
-        f: impl FnOnce(&mut Transaction) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        let backend = self.backend()?;
-        if !backend.capabilities().atomic_batch {
-            return Err(Error::Unsupported { backend: backend.name(), operation: "atomic transactions" });
-        }
-        let mut tx = Transaction { protocol: self.protocol, ops: Vec::new() };
-        let result = f(&mut tx)?;
-        let ops: Vec<BatchOp<'_>> = tx
-            .ops
-            .iter()
-            .map(|(k, v)| match v {
-                Some(v) => BatchOp::Insert(k, v),
-                None => BatchOp::Remove(k),
-            })
-            .collect();
-        self.backend.as_mut().ok_or(Error::Closed)?.apply_batch(&ops)?;
-        for (k, _) in &tx.ops {
-            self.cache.remove(k);
-        }
-        Ok(result)
-    }
-
-    /// Walks keys in order from the entry matching `lower`, forwards or
-    /// backwards, for the cursor methods.
-    fn ordered_entry<T: DeserializeOwned>(
-        &self,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
-        from_back: bool,
-    ) -> Result<Option<(Vec<u8>, T)>, Error> {
-        let mut range = self.backend()?.range(lower, upper)?;
-        let item = if from_back { range.next_back() } else { range.next() };
-        item.transpose()?.map(|pair| self.decode_pair(pair)).transpose()
-    }
-
-    /// BsdDbShelf's `first()`: the smallest key and its value. Needs
-    /// ordered keys.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`] on backends without ordered keys.
-    pub fn first<T: DeserializeOwned>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
-        self.ordered_entry(Bound::Unbounded, Bound::Unbounded, false)
-    }
-
-    /// BsdDbShelf's `last()`: the largest key and its value.
-    ///
-    /// # Errors
-    /// As [`first`](Self::first).
-    pub fn last<T: DeserializeOwned>(&self) -> Result<Option<(Vec<u8>, T)>, Error> {
-        self.ordered_entry(Bound::Unbounded, Bound::Unbounded, true)
-    }
-
-    /// BsdDbShelf's `next()` from `key`: the first entry after it.
-    ///
-    /// # Errors
-    /// As [`first`](Self::first).
-    pub fn next_after<T: DeserializeOwned>(
-        &self,
-        key: impl AsRef<[u8]>,
-    ) -> Result<Option<(Vec<u8>, T)>, Error> {
-        self.ordered_entry(Bound::Excluded(key.as_ref()), Bound::Unbounded, false)
-    }
-
-    /// BsdDbShelf's `previous()` from `key`: the last entry before it.
-    ///
-    /// # Errors
-    /// As [`first`](Self::first).
-    pub fn previous<T: DeserializeOwned>(
-        &self,
-        key: impl AsRef<[u8]>,
-    ) -> Result<Option<(Vec<u8>, T)>, Error> {
-        self.ordered_entry(Bound::Unbounded, Bound::Excluded(key.as_ref()), true)
-    }
-
-    /// BsdDbShelf's `set_location(key)`: the first entry whose key is `>=
-    /// key` (CPython raises `KeyError` past the end; this returns `None`).
-    ///
-    /// # Errors
-    /// As [`first`](Self::first).
-    pub fn set_location<T: DeserializeOwned>(
-        &self,
-        key: impl AsRef<[u8]>,
-    ) -> Result<Option<(Vec<u8>, T)>, Error> {
-        self.ordered_entry(Bound::Included(key.as_ref()), Bound::Unbounded, false)
-    }
-
-    /// Entries whose keys lie within the bounds, in key order, decoded.
-    ///
-    /// # Errors
-    /// As [`first`](Self::first); decode errors per item.
-    pub fn range<T: DeserializeOwned>(
-        &self,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, T)>, Error> {
-        self.backend()?.range(lower, upper)?.map(|item| self.decode_pair(item?)).collect()
-    }
-
-    /// Entries whose keys start with `prefix`, in key order, decoded.
-    ///
-    /// # Errors
-    /// As [`range`](Self::range).
-    pub fn prefix<T: DeserializeOwned>(&self, prefix: impl AsRef<[u8]>) -> Result<Vec<(Vec<u8>, T)>, Error> {
-        let prefix = prefix.as_ref();
-        let upper = prefix_successor(prefix);
-        let upper_bound = match &upper {
-            Some(u) => Bound::Excluded(u.as_slice()),
-            None => Bound::Unbounded,
-        };
-        self.range(Bound::Included(prefix), upper_bound)
-    }
-}
-
-/// The smallest key greater than every key starting with `prefix`, or
-/// `None` when there is none (the prefix is empty or all `0xff`).
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut up = prefix.to_vec();
-    while let Some(last) = up.pop() {
-        if last < 0xff {
-            up.push(last + 1);
-            return Some(up);
-        }
-    }
-    None
 }
 
 impl<B: KvBackend> Drop for Shelf<B> {
     fn drop(&mut self) {
         // Best effort, like CPython's `Shelf.__del__`; `close()` reports errors.
         let _ = self.close();
-    }
-}
-
-/// The operations of a [`Shelf::transaction`], applied together when the
-/// closure returns `Ok`.
-#[derive(Debug)]
-pub struct Transaction {
-    protocol: Protocol,
-    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl Transaction {
-    /// Stages `s[key] = value`.
-    ///
-    /// # Errors
-    /// [`Error::Encode`].
-    pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
-        let key = key.as_ref();
-        let bytes = encode_with(&self.protocol, key, value)?;
-        self.ops.push((key.to_vec(), Some(bytes)));
-        Ok(())
-    }
-
-    /// Stages `del s[key]` (a missing key is no error).
-    pub fn remove(&mut self, key: impl AsRef<[u8]>) {
-        self.ops.push((key.as_ref().to_vec(), None));
-    }
-
-    /// How many operations are staged.
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    /// Whether nothing is staged.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
     }
 }
