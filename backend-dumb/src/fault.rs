@@ -1,5 +1,5 @@
 //! Fault injection for the reliability tests: with the `fault-injection`
-//! feature, [`arm`] makes the N-th write, fsync or rename this thread does
+//! feature, `arm` makes the N-th write, fsync or rename this thread does
 //! through the backend fail with a chosen `errno` (ENOSPC, EIO...). Without
 //! the feature every hook is an inlined `Ok(())`.
 
