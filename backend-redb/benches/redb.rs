@@ -11,29 +11,13 @@ use std::hint::black_box;
 use std::path::Path;
 
 use backend_redb::RedbBackend;
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, Criterion, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, TableDefinition};
-use shelf_core::raw::BackendOptions;
-use shelf_core::{Flag, KvBackend, Protocol, Shelf, ShelfOptions};
+use shelf_core::raw::{BackendOptions, bench_fill, bench_get_all, bench_keys, bench_value};
+use shelf_core::{Flag, Protocol, Shelf, ShelfOptions};
 
 const N: u64 = 100_000;
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf");
-
-/// 16-byte keys in a scrambled order (a bijection of 0..N).
-fn keys() -> Vec<[u8; 16]> {
-    (0..N)
-        .map(|i| {
-            let x = (i * 48_271 + 11) % N;
-            let mut k = [b'k'; 16];
-            k[8..].copy_from_slice(&x.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-            k
-        })
-        .collect()
-}
-
-fn value(i: usize) -> [u8; 100] {
-    [i as u8; 100]
-}
 
 fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> Database {
     let db = Database::create(path).unwrap();
@@ -41,7 +25,7 @@ fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> Database {
     {
         let mut t = txn.open_table(TABLE).unwrap();
         for (i, k) in keys.iter().enumerate() {
-            t.insert(k.as_slice(), value(i).as_slice()).unwrap();
+            t.insert(k.as_slice(), bench_value(i).as_slice()).unwrap();
         }
     }
     txn.commit().unwrap();
@@ -50,52 +34,41 @@ fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> Database {
 
 fn backend_fill(path: &Path, keys: &[[u8; 16]]) -> RedbBackend {
     let mut db = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        db.insert(k, &value(i)).unwrap();
-    }
-    db.flush().unwrap();
+    bench_fill(&mut db, keys).unwrap();
     db
 }
 
+/// Times `fill` of a fresh directory, made (and removed) outside the timing.
+fn in_fresh_dir<T>(b: &mut Bencher<'_>, fill: impl Fn(&Path) -> T) {
+    b.iter_batched(
+        || tempfile::tempdir().unwrap(),
+        |dir| (fill(&dir.path().join("db")), dir),
+        BatchSize::PerIteration,
+    );
+}
+
 fn insert_then_sync(c: &mut Criterion) {
-    let keys = keys();
+    let keys = bench_keys(N);
     let mut g = c.benchmark_group("redb insert 100k then sync");
     g.sample_size(10);
-    g.bench_function("raw redb, one transaction", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| (raw_fill(&dir.path().join("db"), &keys), dir),
-            BatchSize::PerIteration,
-        );
-    });
-    g.bench_function("RedbBackend", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| (backend_fill(&dir.path().join("db"), &keys), dir),
-            BatchSize::PerIteration,
-        );
-    });
+    g.bench_function("raw redb, one transaction", |b| in_fresh_dir(b, |p| raw_fill(p, &keys)));
+    g.bench_function("RedbBackend", |b| in_fresh_dir(b, |p| backend_fill(p, &keys)));
     g.bench_function("Shelf<RedbBackend>", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                let backend =
-                    RedbBackend::open(&dir.path().join("db"), &BackendOptions::with_flag(Flag::New)).unwrap();
-                let mut shelf = Shelf::new(backend, ShelfOptions::new(Some(Protocol::Bincode))).unwrap();
-                for (i, k) in keys.iter().enumerate() {
-                    shelf.insert(k, &serde_bytes::ByteArray::new(value(i))).unwrap();
-                }
-                shelf.sync().unwrap();
-                (shelf, dir)
-            },
-            BatchSize::PerIteration,
-        );
+        in_fresh_dir(b, |p| {
+            let backend = RedbBackend::open(p, &BackendOptions::with_flag(Flag::New)).unwrap();
+            let mut shelf = Shelf::new(backend, ShelfOptions::new(Some(Protocol::Bincode))).unwrap();
+            for (i, k) in keys.iter().enumerate() {
+                shelf.insert(k, &serde_bytes::ByteArray::new(bench_value(i))).unwrap();
+            }
+            shelf.sync().unwrap();
+            shelf
+        })
     });
     g.finish();
 }
 
 fn random_get(c: &mut Criterion) {
-    let keys = keys();
+    let keys = bench_keys(N);
     let mut order = keys.clone();
     order.reverse();
     let mut g = c.benchmark_group("redb random get 100k");
@@ -112,30 +85,20 @@ fn random_get(c: &mut Criterion) {
         });
     });
     let backend = backend_fill(&dir.path().join("backend"), &keys);
-    g.bench_function("RedbBackend", |b| {
-        b.iter(|| {
-            for k in &order {
-                black_box(backend.get(k).unwrap());
-            }
-        });
-    });
+    g.bench_function("RedbBackend", |b| b.iter(|| bench_get_all(&backend, &order).unwrap()));
     // The same reads of a file written before value checksums (plain
     // values, no format record): the cost of verifying them, side by side.
     let legacy_path = dir.path().join("legacy");
     drop(raw_fill(&legacy_path, &keys));
     let legacy = RedbBackend::open(&legacy_path, &BackendOptions::with_flag(Flag::Read)).unwrap();
     g.bench_function("RedbBackend, file without checksums", |b| {
-        b.iter(|| {
-            for k in &order {
-                black_box(legacy.get(k).unwrap());
-            }
-        });
+        b.iter(|| bench_get_all(&legacy, &order).unwrap())
     });
     g.finish();
 }
 
 fn open_existing(c: &mut Criterion) {
-    let keys = keys();
+    let keys = bench_keys(N);
     let mut g = c.benchmark_group("redb open a 100k-entry file");
     g.sample_size(10);
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +117,7 @@ fn open_existing(c: &mut Criterion) {
 /// The checksum a get verifies, alone: one 16-byte key and 100-byte value.
 fn value_checksum(c: &mut Criterion) {
     let key = [b'k'; 16];
-    let sealed = shelf_core::raw::seal(&key, &value(7));
+    let sealed = shelf_core::raw::seal(&key, &bench_value(7));
     c.bench_function("redb verify one value checksum (16-byte key, 100-byte value)", |b| {
         b.iter(|| black_box(shelf_core::raw::unseal(black_box(&key), black_box(&sealed)).is_some()))
     });

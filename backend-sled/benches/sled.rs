@@ -6,37 +6,23 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
+use std::any::Any;
 use std::hint::black_box;
 use std::path::Path;
+use std::time::Duration;
 
 use backend_sled::SledBackend;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use shelf_core::raw::BackendOptions;
-use shelf_core::{Flag, KvBackend};
+use shelf_core::Flag;
+use shelf_core::raw::{BackendOptions, bench_fill, bench_get_all, bench_keys, bench_value, wait_for_release};
 
 const N: u64 = 100_000;
-
-/// 16-byte keys in a scrambled order (a bijection of 0..N).
-fn keys() -> Vec<[u8; 16]> {
-    (0..N)
-        .map(|i| {
-            let x = (i * 48_271 + 11) % N;
-            let mut k = [b'k'; 16];
-            k[8..].copy_from_slice(&x.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-            k
-        })
-        .collect()
-}
-
-fn value(i: usize) -> [u8; 100] {
-    [i as u8; 100]
-}
 
 fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> (sled::Db, sled::Tree) {
     let db = sled::open(path).unwrap();
     let t = db.open_tree("shelf").unwrap();
     for (i, k) in keys.iter().enumerate() {
-        t.insert(k, &value(i)[..]).unwrap();
+        t.insert(k, &bench_value(i)[..]).unwrap();
     }
     db.flush().unwrap();
     (db, t)
@@ -44,36 +30,37 @@ fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> (sled::Db, sled::Tree) {
 
 fn backend_fill(path: &Path, keys: &[[u8; 16]]) -> SledBackend {
     let mut db = SledBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        db.insert(k, &value(i)).unwrap();
-    }
-    db.flush().unwrap();
+    bench_fill(&mut db, keys).unwrap();
     db
 }
 
+/// Fills the database at a path, returning what must be dropped after the
+/// timing.
+type Fill<'a> = &'a dyn Fn(&Path) -> Box<dyn Any>;
+
 fn insert_then_sync(c: &mut Criterion) {
-    let keys = keys();
+    let keys = bench_keys(N);
     let mut g = c.benchmark_group("sled insert 100k then flush");
     g.sample_size(10);
-    g.bench_function("raw sled", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| (raw_fill(&dir.path().join("db"), &keys), dir),
-            BatchSize::PerIteration,
-        );
-    });
-    g.bench_function("SledBackend", |b| {
-        b.iter_batched(
-            || tempfile::tempdir().unwrap(),
-            |dir| (backend_fill(&dir.path().join("db"), &keys), dir),
-            BatchSize::PerIteration,
-        );
-    });
+    // Each in a fresh directory, made (and removed) outside the timing.
+    let fills: [(&str, Fill<'_>); 2] = [
+        ("raw sled", &|p| Box::new(raw_fill(p, &keys))),
+        ("SledBackend", &|p| Box::new(backend_fill(p, &keys))),
+    ];
+    for (name, fill) in fills {
+        g.bench_function(name, |b| {
+            b.iter_batched(tempdir, |dir| (fill(&dir.path().join("db")), dir), BatchSize::PerIteration)
+        });
+    }
     g.finish();
 }
 
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
 fn random_get(c: &mut Criterion) {
-    let keys = keys();
+    let keys = bench_keys(N);
     let mut order = keys.clone();
     order.reverse();
     let mut g = c.benchmark_group("sled random get 100k");
@@ -88,13 +75,7 @@ fn random_get(c: &mut Criterion) {
         });
     });
     let backend = backend_fill(&dir.path().join("backend"), &keys);
-    g.bench_function("SledBackend", |b| {
-        b.iter(|| {
-            for k in &order {
-                black_box(backend.get(k).unwrap());
-            }
-        });
-    });
+    g.bench_function("SledBackend", |b| b.iter(|| bench_get_all(&backend, &order).unwrap()));
     // The same reads of a database written before value checksums (layout
     // "1", plain values): the cost of verifying them, side by side.
     let legacy_path = dir.path().join("legacy");
@@ -104,19 +85,11 @@ fn random_get(c: &mut Criterion) {
         meta.insert(backend_sled::MARKER_KEY, b"1").unwrap();
         db.flush().unwrap();
     }
-    let legacy = loop {
-        // sled's threads let go of the lock shortly after the drop.
-        match SledBackend::open(&legacy_path, &BackendOptions::with_flag(Flag::Read)) {
-            Ok(b) => break b,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    };
+    // sled's threads let go of the lock shortly after the drop.
+    wait_for_release(&legacy_path.join("db"), Duration::from_secs(2));
+    let legacy = SledBackend::open(&legacy_path, &BackendOptions::with_flag(Flag::Read)).unwrap();
     g.bench_function("SledBackend, database without checksums", |b| {
-        b.iter(|| {
-            for k in &order {
-                black_box(legacy.get(k).unwrap());
-            }
-        });
+        b.iter(|| bench_get_all(&legacy, &order).unwrap())
     });
     g.finish();
 }

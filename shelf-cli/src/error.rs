@@ -127,9 +127,7 @@ impl From<OpenError> for CliError {
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
         let kind = match &e {
-            Error::ReadOnly { .. } | Error::Unsupported { .. } | Error::ProtocolUnsupported { .. } => {
-                Kind::Usage
-            }
+            Error::ReadOnly { .. } | Error::Unsupported { .. } => Kind::Usage,
             Error::InvalidPattern { .. } => Kind::Usage,
             Error::Encode { .. }
             | Error::Decode { .. }

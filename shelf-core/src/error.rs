@@ -77,12 +77,13 @@ pub enum OpenError {
     #[error("unknown protocol '{0}' (available: {available})", available = crate::Protocol::NAMES.join(", "))]
     UnknownProtocol(String),
     /// An option that the backend cannot honour (for example `multi_process`).
-    #[error("backend '{backend}' does not support {what}")]
+    #[error("backend '{backend}' does not support {operation}")]
     Unsupported {
         /// The backend's name.
         backend: &'static str,
-        /// What was asked for.
-        what: String,
+        /// What was asked for (the same field name as in
+        /// [`Error::Unsupported`]).
+        operation: String,
     },
     /// The files exist but their contents are damaged.
     #[error("{path} is corrupted: {detail}")]
@@ -132,14 +133,6 @@ pub enum Error {
     Unsupported {
         /// The backend's name.
         backend: &'static str,
-        /// The operation.
-        operation: &'static str,
-    },
-    /// The protocol cannot do this (for example a dynamic value from bincode).
-    #[error("protocol '{protocol}' does not support {operation}")]
-    ProtocolUnsupported {
-        /// The protocol's name.
-        protocol: &'static str,
         /// The operation.
         operation: &'static str,
     },
