@@ -84,7 +84,7 @@ use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
+use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe};
 use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, OpenError, StorageStats};
 
 mod marker;
@@ -113,8 +113,8 @@ pub struct DirBackend {
     root: PathBuf,
     /// The root, opened once: every path is resolved beneath it.
     dir: Dir,
-    read_only: bool,
-    closed: bool,
+    /// Closed / read-only guard.
+    state: Lifecycle,
     mode: u32,
     /// Files and directories (relative to the root; empty for the root)
     /// written since the last flush, to fsync then.
@@ -192,8 +192,7 @@ impl DirBackend {
         let mut backend = DirBackend {
             root: path.to_owned(),
             dir,
-            read_only: options.flag == Flag::Read,
-            closed: false,
+            state: Lifecycle::new(options.flag),
             mode: options.mode,
             dirty: BTreeSet::new(),
         };
@@ -231,15 +230,6 @@ impl DirBackend {
             MarkerError::Io(e) => Error::io(path, e),
             MarkerError::Damaged(detail) => Error::Corrupted { path, detail },
         }
-    }
-
-    fn live(&self) -> Result<(), Error> {
-        if self.closed { Err(Error::Closed) } else { Ok(()) }
-    }
-
-    fn writable(&self, operation: &'static str) -> Result<(), Error> {
-        self.live()?;
-        if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
     }
 
     /// The file of `key`, relative to the root, refusing keys that are no
@@ -425,13 +415,13 @@ impl KvBackend for DirBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.live()?;
+        self.state.live()?;
         let rel = Self::rel_path(key)?;
         self.read_value(&rel).map_err(|e| self.key_err(key, &rel, e))
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
-        self.live()?;
+        self.state.live()?;
         let rel = Self::rel_path(key)?;
         match self.dir.metadata(&rel) {
             Ok(m) => Ok(m.is_file()),
@@ -441,13 +431,13 @@ impl KvBackend for DirBackend {
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.writable("insert")?;
+        self.state.writable("insert")?;
         let rel = Self::rel_path(key)?;
         self.write_atomically(key, &rel, value)
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
-        self.writable("remove")?;
+        self.state.writable("remove")?;
         let rel = Self::rel_path(key)?;
         if !self.contains(key)? {
             return Ok(false);
@@ -466,17 +456,17 @@ impl KvBackend for DirBackend {
     }
 
     fn len(&self) -> Result<usize, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(self.walk()?.len())
     }
 
     fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.live()?;
+        self.state.live()?;
         self.walk()
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
-        self.live()?;
+        self.state.live()?;
         let keys = self.walk()?;
         Ok(Box::new(keys.into_iter().filter_map(move |k| {
             let rel = match Self::rel_path(&k) {
@@ -494,7 +484,7 @@ impl KvBackend for DirBackend {
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        self.live()?;
+        self.state.live()?;
         if self.dirty.is_empty() {
             return Ok(());
         }
@@ -516,21 +506,21 @@ impl KvBackend for DirBackend {
     }
 
     fn close(&mut self) -> Result<(), Error> {
-        if self.closed {
+        if self.state.is_closed() {
             return Ok(());
         }
-        let flushed = if self.read_only { Ok(()) } else { self.flush() };
-        self.closed = true;
+        let flushed = if self.state.is_read_only() { Ok(()) } else { self.flush() };
+        self.state.close();
         flushed
     }
 
     fn metadata(&self, _name: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(None)
     }
 
     fn set_metadata(&mut self, _name: &str, _value: &[u8]) -> Result<(), Error> {
-        self.writable("set metadata")?;
+        self.state.writable("set metadata")?;
         Err(Error::Unsupported {
             backend: NAME,
             operation: "metadata (the directory stays plain pickleshare)",
@@ -539,12 +529,12 @@ impl KvBackend for DirBackend {
 
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         // Not atomic: each operation is its own rename or unlink.
-        self.writable("apply a batch")?;
+        self.state.writable("apply a batch")?;
         shelf_core::raw::apply_one_by_one(self, ops)
     }
 
     fn commit_number(&self) -> Result<u64, Error> {
-        self.live()?;
+        self.state.live()?;
         match marker::read(&self.dir).map_err(|e| self.marker_err(e))? {
             Some(n) => Ok(n),
             // A directory of an older shelf opened read-only (so not
@@ -554,7 +544,7 @@ impl KvBackend for DirBackend {
     }
 
     fn stats(&self) -> Result<StorageStats, Error> {
-        self.live()?;
+        self.state.live()?;
         let mut bytes = 0;
         let mut files = Vec::new();
         for k in self.walk()? {

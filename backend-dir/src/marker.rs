@@ -171,11 +171,13 @@ pub(crate) fn legacy_path(root: &Path) -> PathBuf {
 pub(crate) fn read_legacy(root: &Path) -> Option<u64> {
     let path = legacy_path(root);
     let meta = std::fs::symlink_metadata(&path).ok()?;
+    // Exactly eight bytes: the counter file's short-file rule (a count of
+    // 0) does not apply to a file left by an older version, which always
+    // wrote all eight; any other length is not one of ours.
     if !meta.is_file() || meta.len() != 8 {
         return None;
     }
-    let bytes: [u8; 8] = std::fs::read(&path).ok()?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
+    shelf_core::raw::read_counter(&std::fs::File::open(&path).ok()?).ok()
 }
 
 /// Moves a legacy commit number into the marker (keeping the larger of

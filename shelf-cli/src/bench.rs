@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Skip the CPython reference row.
     #[arg(long)]
     pub no_python: bool,
+    /// Where backends that live at URLs run (`--backends redis --url
+    /// redis://127.0.0.1:6379/0?namespace=bench`); the namespace is emptied.
+    #[arg(long, value_name = "URL", value_parser = crate::db::parse_location)]
+    pub url: Option<std::path::PathBuf>,
 }
 
 fn key(i: usize) -> String {
@@ -89,7 +93,13 @@ fn sync(s: &mut DynShelf) -> Result<(), CliError> {
 /// Runs every workload on one backend in `dir`.
 fn bench_backend(name: &str, args: &BenchArgs, dir: &Path) -> Result<BackendResult, CliError> {
     let n = args.n;
-    let path = dir.join("db");
+    let path = if shelf::find_backend(name)?.schemes.is_empty() {
+        dir.join("db")
+    } else {
+        args.url
+            .clone()
+            .ok_or_else(|| CliError::usage(format!("bench: backend '{name}' runs on a server: give --url")))?
+    };
     let ctx = |e: CliError| e.context(format!("bench of backend '{name}'"));
     let open = |flag: Flag| -> Result<DynShelf, CliError> {
         OpenOptions::new().flag(flag).backend(name).open(&path).map_err(|e| ctx(e.into()))

@@ -38,6 +38,14 @@ pub fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.parse().map_err(|e: shelf::OpenError| e.to_string())
 }
 
+/// Parses a database argument: a path, or a URL whose scheme a backend
+/// serves (`redis://host/0?namespace=app`). A URL's credentials are taken
+/// out here (see [`shelf::hide_credentials`]), so every message and every
+/// `info` line that shows the argument shows `***@` instead.
+pub fn parse_location(s: &str) -> Result<std::path::PathBuf, String> {
+    Ok(shelf::hide_credentials(s).into())
+}
+
 fn parse_flag(s: &str) -> Result<Flag, String> {
     s.parse().map_err(|e: shelf::OpenError| e.to_string())
 }

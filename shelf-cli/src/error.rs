@@ -115,7 +115,9 @@ impl From<OpenError> for CliError {
             | OpenError::InvalidFlag(_)
             | OpenError::UnknownProtocol(_)
             | OpenError::Unsupported { .. } => Kind::Usage,
-            OpenError::Undetectable { .. } | OpenError::Corrupted { .. } => Kind::Data,
+            OpenError::Undetectable { .. }
+            | OpenError::Corrupted { .. }
+            | OpenError::UnsupportedFormat { .. } => Kind::Data,
             OpenError::Io { source, .. } => io_kind(source),
             // Locked, engine errors, and variants added later.
             _ => Kind::Env,

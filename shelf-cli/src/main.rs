@@ -96,11 +96,13 @@ enum Command {
     /// Print the backend of the database at PATH, `missing` or `unknown` (exit 0 only for a backend).
     Whichdb {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
     },
     /// Backend, protocol, key count, bytes on disk, reclaimable bytes and commit number.
     Info {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// Print a JSON object instead of lines.
         #[arg(long)]
@@ -111,6 +113,7 @@ enum Command {
     /// List the keys, one per line (or a JSON array).
     Keys {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// Only keys matching this glob (`*`, `?`, `[abc]`, `{a,b}`).
         #[arg(long, value_name = "PATTERN")]
@@ -124,6 +127,7 @@ enum Command {
     /// Print the value of KEY as JSON (exit 1 if missing).
     Get {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// The key.
         key: String,
@@ -137,6 +141,7 @@ enum Command {
     #[command(after_help = DUMP_HELP)]
     Set {
         /// The database (created if missing, unless --flag w).
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// The key.
         key: String,
@@ -149,6 +154,7 @@ enum Command {
     /// Delete KEY (exit 1 if missing).
     Del {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// The key.
         key: String,
@@ -159,6 +165,7 @@ enum Command {
     #[command(after_help = DUMP_HELP)]
     Dump {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// Write to FILE instead of stdout.
         #[arg(long, value_name = "FILE")]
@@ -173,6 +180,7 @@ enum Command {
     #[command(after_help = LOAD_HELP)]
     Load {
         /// The database (created if missing).
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// Read from FILE instead of stdin.
         #[arg(long = "in", value_name = "FILE")]
@@ -188,8 +196,10 @@ enum Command {
     #[command(after_help = CONVERT_HELP)]
     Convert {
         /// The database to read.
+        #[arg(value_parser = db::parse_location)]
         src: PathBuf,
         /// The database to create.
+        #[arg(value_parser = db::parse_location)]
         dst: PathBuf,
         /// DST's backend.
         #[arg(long, value_name = "NAME")]
@@ -215,6 +225,7 @@ enum Command {
     /// Check the database for damage (exit 3 if damaged), where the backend can.
     Check {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         /// Repair what can be repaired.
         #[arg(long)]
@@ -225,6 +236,7 @@ enum Command {
     /// Give back space freed by deletes and overwrites, where the backend can.
     Compact {
         /// The database.
+        #[arg(value_parser = db::parse_location)]
         path: PathBuf,
         #[command(flatten)]
         db: DbOpts,

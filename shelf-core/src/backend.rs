@@ -406,6 +406,32 @@ impl StorageStats {
 ///   `capabilities().atomic_batch` is true, either all of them or none.
 /// - `capabilities_are_honest`: an optional method whose capability is
 ///   false MUST return [`Error::Unsupported`].
+/// - `second_writer_is_locked`: for a persistent backend, while one handle
+///   is open for writing, a second writable `open` of the same path MUST
+///   fail with [`OpenError::Locked`] once its `lock_timeout` has passed,
+///   and change nothing; unless `capabilities().multi_process` is true,
+///   where both MUST open and each MUST see the other's flushed writes.
+/// - `damaged_files_are_errors_not_panics`: whatever bytes the files of a
+///   database hold (zeros, random bytes, a file cut short), `open` with
+///   any flag, and `len`, `keys`, `iter`, `get`, `contains` and `stats` on
+///   what opens, MUST return errors or data and MUST NOT panic (an engine
+///   that panics on damage is shielded with `raw::shield`, which prints
+///   nothing).
+/// - `check_false_changes_nothing`: where `capabilities().check` is true,
+///   `check(false)` MUST leave every file byte-identical (and add none),
+///   on a sound database and on a damaged one, and MUST NOT report
+///   `repaired`.
+/// - `stats_are_honest`: `stats` MUST either say it does not know
+///   ([`Error::Unsupported`], or `bytes_on_disk: None` with
+///   `reclaimable_bytes: None`) or give figures true of the files on disk:
+///   more than zero for a non-empty persistent database, no more than the
+///   files ([`OpenBackend::files`] and those `stats` names) hold, with
+///   `reclaimable_bytes` no more than `bytes_on_disk`, naming only files
+///   that exist.
+/// - `capabilities_match_the_registry`: an open handle's `capabilities()`
+///   MUST NOT claim anything [`OpenBackend::CAPABILITIES`] (the registry's
+///   `BackendInfo::capabilities`) does not, whatever the flag or options
+///   it was opened with.
 ///
 /// A backend SHOULD make `get` cheap (no file opened per call) and SHOULD
 /// batch unsynced writes rather than commit each durably.

@@ -48,6 +48,17 @@ pub enum OpenError {
         /// The path.
         path: PathBuf,
     },
+    /// The path holds a database format CPython knows but no backend here
+    /// opens (`dbm.ndbm`); the message says how to convert it.
+    #[error("{path} is a {format} database, which shelf cannot open; convert it to dbm.dumb with: {hint}")]
+    UnsupportedFormat {
+        /// The path.
+        path: PathBuf,
+        /// CPython's name for the format, such as `dbm.ndbm`.
+        format: &'static str,
+        /// A one-line command that converts it to a format shelf opens.
+        hint: String,
+    },
     /// The database at the path is of another backend than the one asked for.
     #[error("{path} is a '{found}' database, not '{requested}'")]
     BackendMismatch {

@@ -30,9 +30,11 @@ pub use backend::{
 };
 pub use error::{BoxError, Error, OpenError};
 pub use memory::MemoryBackend;
+// numpy arrays: the typed value of the mmappickle backend.
 pub use protocol::{PickleOptions, Protocol};
 pub use share::{Link, hash_bucket};
 pub use shelf::{Shelf, ShelfOptions, Transaction};
+pub use value::{ArrayOrder, ArrayOwner, NdArray};
 pub use value::{
     DEFAULT_FACTORIES, Date, DateTime, Opaque, PYTHON_TAGS, PyObject, Time, TimeDelta, TzInfo, Value,
     ValueError, to_value,

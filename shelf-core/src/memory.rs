@@ -8,19 +8,24 @@ use crate::backend::{
     BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvRange, OpenBackend, Probe,
 };
 use crate::error::{Error, OpenError};
-use crate::raw::range_is_empty;
+use crate::raw::{Lifecycle, range_is_empty};
 
 /// A backend that keeps everything in a `BTreeMap` and forgets it on close.
 ///
 /// ## Capabilities
 /// Ordered keys, metadata and atomic batches; nothing persists, so
 /// `persistent` is false and `flush` does nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryBackend {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
-    read_only: bool,
-    closed: bool,
+    state: Lifecycle,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend { map: BTreeMap::new(), meta: BTreeMap::new(), state: Lifecycle::new(Flag::Create) }
+    }
 }
 
 impl MemoryBackend {
@@ -31,16 +36,7 @@ impl MemoryBackend {
 
     /// A read-only view of the given entries (for tests of flag `r`).
     pub fn read_only(map: BTreeMap<Vec<u8>, Vec<u8>>) -> Self {
-        MemoryBackend { map, read_only: true, ..Self::default() }
-    }
-
-    fn live(&self) -> Result<(), Error> {
-        if self.closed { Err(Error::Closed) } else { Ok(()) }
-    }
-
-    fn writable(&self, operation: &'static str) -> Result<(), Error> {
-        self.live()?;
-        if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
+        MemoryBackend { map, meta: BTreeMap::new(), state: Lifecycle::new(Flag::Read) }
     }
 }
 
@@ -54,64 +50,64 @@ impl KvBackend for MemoryBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(self.map.get(key).cloned())
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(self.map.contains_key(key))
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.writable("insert")?;
+        self.state.writable("insert")?;
         self.map.insert(key.to_vec(), value.to_vec());
         Ok(())
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
-        self.writable("remove")?;
+        self.state.writable("remove")?;
         Ok(self.map.remove(key).is_some())
     }
 
     fn len(&self) -> Result<usize, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(self.map.len())
     }
 
     fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(self.map.keys().cloned().collect())
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(Box::new(self.map.iter().map(|(k, v)| Ok((k.clone(), v.clone())))))
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        self.live()
+        self.state.live()
     }
 
     fn close(&mut self) -> Result<(), Error> {
-        self.closed = true;
+        self.state.close();
         Ok(())
     }
 
     fn metadata(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.live()?;
+        self.state.live()?;
         Ok(self.meta.get(name).cloned())
     }
 
     fn set_metadata(&mut self, name: &str, value: &[u8]) -> Result<(), Error> {
-        self.writable("set metadata")?;
+        self.state.writable("set metadata")?;
         self.meta.insert(name.to_owned(), value.to_vec());
         Ok(())
     }
 
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         // Nothing below can fail once the checks pass, so this is atomic.
-        self.writable("apply a batch")?;
+        self.state.writable("apply a batch")?;
         for op in ops {
             match *op {
                 BatchOp::Insert(k, v) => {
@@ -126,7 +122,7 @@ impl KvBackend for MemoryBackend {
     }
 
     fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<KvRange<'_>, Error> {
-        self.live()?;
+        self.state.live()?;
         // BTreeMap::range panics on an inverted or empty-exclusive range;
         // such a range simply holds nothing.
         if range_is_empty(lower, upper) {

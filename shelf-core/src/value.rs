@@ -7,6 +7,7 @@ use num_bigint::BigInt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeTuple, Serializer};
 
+mod array;
 mod convert;
 mod datetime;
 mod pytext;
@@ -14,6 +15,7 @@ mod python;
 mod read;
 mod ser;
 
+pub use array::{ArrayOrder, ArrayOwner, NdArray};
 pub use datetime::{Date, DateTime, Time, TimeDelta, TzInfo};
 pub(crate) use pytext::{fraction, is_decimal_text, normalize_posix_path, parse_fraction, posix_parts};
 pub use python::{DEFAULT_FACTORIES, Opaque, PyObject, TAGS as PYTHON_TAGS};

@@ -18,6 +18,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dumb_dir_parse", dumb_dir_parse),
     ("dumb_open", dumb_open),
     ("cli_json", cli_json),
+    ("mmappickle_open", mmappickle_open),
+    ("gnu_open", gnu_open),
+    ("sqlite_open", sqlite_open),
 ];
 
 /// Pickle decoding, dynamic and typed, strict and with placeholders; and
@@ -139,5 +142,164 @@ pub fn cli_json(data: &[u8]) {
             return;
         };
         let _ = shelf_cli::commands::load_into(&mut s, Box::new(data), "fuzz input", Path::new("fuzz"));
+    }
+}
+
+/// Opening an mmappickle file from arbitrary bytes (after a valid header
+/// when the first byte is even, so the fuzzer reaches the entries),
+/// strictly and salvaging, reading every value and array, then checking,
+/// repairing and compacting it: a repaired file must open strictly.
+pub fn mmappickle_open(data: &[u8]) {
+    use backend_mmappickle::MmapPickleBackend;
+    use shelf_core::raw::OpenBackend;
+    let Some((&first, rest)) = data.split_first() else { return };
+    let mut file = Vec::new();
+    if first % 2 == 0 {
+        file.extend_from_slice(
+            b"\x80\x04\x95\x0d\x00\x00\x00\x00\x00\x00\x00J\x01\x00\x00\x000J\x00\x00\x00\x000(",
+        );
+    }
+    file.extend_from_slice(rest);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    std::fs::write(&path, &file).expect("file");
+    let read_arrays = |b: &MmapPickleBackend| {
+        for k in b.keys().unwrap_or_default() {
+            let _ = b.get_array(&k);
+        }
+    };
+    if let Ok(b) = MmapPickleBackend::open(&path, &BackendOptions::with_flag(Flag::Read)) {
+        read_all(&b);
+        read_arrays(&b);
+    }
+    let mut o = BackendOptions::with_flag(Flag::Write);
+    o.salvage = true;
+    if let Ok(mut b) = MmapPickleBackend::open(&path, &o) {
+        read_all(&b);
+        read_arrays(&b);
+        let _ = b.check(true);
+        let _ = b.compact();
+        read_all(&b);
+        let _ = b.close();
+        let strict = MmapPickleBackend::open(&path, &BackendOptions::with_flag(Flag::Read));
+        assert!(strict.is_ok(), "a repaired file must open: {:?}", strict.err().map(|e| e.to_string()));
+    }
+}
+
+/// A small GDBM file written by the gnu backend, built once: the fuzzer
+/// patches it, so its mutations reach the buckets and records behind a
+/// sound header.
+fn gnu_template() -> &'static [u8] {
+    static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use shelf_core::raw::OpenBackend;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("db");
+        let mut b =
+            backend_gnu::GnuBackend::open(&path, &BackendOptions::with_flag(Flag::Create)).expect("create");
+        for i in 0..24u8 {
+            b.insert(&[b'k', i, 0x80 + i], &vec![i; usize::from(i) * 3]).expect("insert");
+        }
+        b.close().expect("close");
+        std::fs::read(&path).expect("read back")
+    })
+}
+
+/// Opening a GDBM file (the gnu backend's parser of the header, the
+/// directory, buckets and records) from arbitrary bytes: with an even first
+/// byte, the rest is a list of (offset: u16, byte) patches over a sound
+/// file; otherwise the rest is the whole file. Read everything, then as a
+/// writer check, write, repair and compact: a repaired file must open.
+pub fn gnu_open(data: &[u8]) {
+    use backend_gnu::GnuBackend;
+    use shelf_core::raw::OpenBackend;
+    let Some((&first, rest)) = data.split_first() else { return };
+    let file = if first % 2 == 0 {
+        let mut file = gnu_template().to_vec();
+        for patch in rest.chunks_exact(3) {
+            let at = usize::from(u16::from_le_bytes([patch[0], patch[1]])) % file.len();
+            file[at] = patch[2];
+        }
+        file
+    } else {
+        rest.to_vec()
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    std::fs::write(&path, &file).expect("file");
+    if let Ok(b) = GnuBackend::open(&path, &BackendOptions::with_flag(Flag::Read)) {
+        read_all(&b);
+    }
+    if let Ok(mut b) = GnuBackend::open(&path, &BackendOptions::with_flag(Flag::Write)) {
+        read_all(&b);
+        let _ = b.check(false);
+        let _ = b.insert(b"fuzz", b"value");
+        let _ = b.remove(b"k\x01\x81");
+        let repaired = b.check(true).map(|r| r.repaired);
+        let _ = b.compact();
+        read_all(&b);
+        let closed = b.close();
+        if repaired.is_ok() && closed.is_ok() {
+            let again = GnuBackend::open(&path, &BackendOptions::with_flag(Flag::Read));
+            assert!(again.is_ok(), "a checked and repaired database must open: {:?}", again.err());
+        }
+    }
+}
+
+/// A small `dbm.sqlite3` file written by the sqlite backend, built once
+/// (its WAL checkpointed into the file by the close): the fuzzer patches
+/// it, so its mutations reach the B-tree pages behind a sound header.
+fn sqlite_template() -> &'static [u8] {
+    static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use shelf_core::raw::OpenBackend;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("db");
+        let mut b = backend_sqlite::SqliteBackend::open(&path, &BackendOptions::with_flag(Flag::Create))
+            .expect("create");
+        for i in 0..40u8 {
+            b.insert(&[b'k', i, 0x80 + i], &vec![i; usize::from(i) * 7]).expect("insert");
+        }
+        b.close().expect("close");
+        std::fs::read(&path).expect("read back")
+    })
+}
+
+/// Opening a `dbm.sqlite3` file (SQLite's page parsing, the backend's
+/// schema check and paged listings) from arbitrary bytes: with an even
+/// first byte, the rest is a list of (offset: u16, byte) patches over a
+/// sound file; otherwise the rest is the whole file. Probe, read
+/// everything, then as a writer check, write, repair and compact.
+pub fn sqlite_open(data: &[u8]) {
+    use backend_sqlite::SqliteBackend;
+    use shelf_core::raw::OpenBackend;
+    let Some((&first, rest)) = data.split_first() else { return };
+    let file = if first % 2 == 0 {
+        let mut file = sqlite_template().to_vec();
+        for patch in rest.chunks_exact(3) {
+            let at = usize::from(u16::from_le_bytes([patch[0], patch[1]])) % file.len();
+            file[at] = patch[2];
+        }
+        file
+    } else {
+        rest.to_vec()
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    std::fs::write(&path, &file).expect("file");
+    let _ = SqliteBackend::probe(&path);
+    if let Ok(b) = SqliteBackend::open(&path, &BackendOptions::with_flag(Flag::Read)) {
+        read_all(&b);
+        let _ = b.range(std::ops::Bound::Included(b"k"), std::ops::Bound::Unbounded).map(|r| r.rev().count());
+    }
+    if let Ok(mut b) = SqliteBackend::open(&path, &BackendOptions::with_flag(Flag::Write)) {
+        read_all(&b);
+        let _ = b.check(false);
+        let _ = b.insert(b"fuzz", b"value");
+        let _ = b.remove(b"k\x01\x81");
+        let _ = b.check(true);
+        let _ = b.compact();
+        read_all(&b);
+        let _ = b.close();
     }
 }

@@ -8,16 +8,17 @@
 //! prints why it skipped; it never passes silently.
 
 use std::marker::PhantomData;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use shelf::raw::{BackendOptions, OpenBackend};
-use shelf::{Flag, KvBackend, OpenError, OpenOptions, Shelf};
+use shelf::{Capabilities, Flag, KvBackend, OpenError, OpenOptions, Shelf};
 
 pub mod cases;
 pub mod crash;
 pub mod fuzzing;
 pub mod model;
 pub mod python;
+pub mod redis_server;
 
 /// Something the suite can open: a backend type or a registry name.
 pub trait Subject {
@@ -38,6 +39,14 @@ pub trait Subject {
     /// # Errors
     /// The facade's open errors.
     fn open_shelf(&self, path: &Path, options: &OpenOptions) -> Result<Shelf<Self::B>, OpenError>;
+
+    /// What the backend says it can do without opening anything: its
+    /// `OpenBackend::CAPABILITIES`, or the registry's copy of them.
+    fn static_capabilities(&self) -> Capabilities;
+
+    /// The files and directories that make up a database at `path`
+    /// (`OpenBackend::files`, or the registry's `BackendInfo::files`).
+    fn files(&self, path: &Path) -> Vec<PathBuf>;
 }
 
 /// A backend chosen statically, by type.
@@ -70,6 +79,14 @@ impl<B: OpenBackend> Subject for Static<B> {
     fn open_shelf(&self, path: &Path, options: &OpenOptions) -> Result<Shelf<B>, OpenError> {
         options.open_as::<B>(path)
     }
+
+    fn static_capabilities(&self) -> Capabilities {
+        B::CAPABILITIES
+    }
+
+    fn files(&self, path: &Path) -> Vec<PathBuf> {
+        B::files(path)
+    }
 }
 
 /// A backend chosen at run time by its registry name, used as
@@ -89,6 +106,28 @@ impl Subject for Dynamic {
 
     fn open_shelf(&self, path: &Path, options: &OpenOptions) -> Result<Shelf<Self::B>, OpenError> {
         options.clone().backend(self.0).open(path)
+    }
+
+    /// # Panics
+    /// When the name is not registered (a broken test table).
+    fn static_capabilities(&self) -> Capabilities {
+        self.info().capabilities
+    }
+
+    /// # Panics
+    /// When the name is not registered (a broken test table).
+    fn files(&self, path: &Path) -> Vec<PathBuf> {
+        (self.info().files)(path)
+    }
+}
+
+impl Dynamic {
+    /// The registry's entry for the name.
+    ///
+    /// # Panics
+    /// When the name is not registered (a broken test table).
+    pub fn info(&self) -> &'static shelf::BackendInfo {
+        shelf::find_backend(self.0).unwrap_or_else(|e| panic!("backend {}: {e}", self.0))
     }
 }
 
@@ -155,6 +194,11 @@ macro_rules! conformance_suite {
                 ordered_range,
                 batch_applies_in_order,
                 capabilities_are_honest,
+                second_writer_is_locked,
+                damaged_files_are_errors_not_panics,
+                check_false_changes_nothing,
+                stats_are_honest,
+                capabilities_match_the_registry,
                 shelf_getitem_setitem,
                 shelf_delitem,
                 shelf_contains,

@@ -140,6 +140,11 @@ fn crash_dumb() {
 }
 
 #[test]
+fn crash_mmappickle() {
+    crash_backend("mmappickle");
+}
+
+#[test]
 fn crash_redb() {
     crash_backend("redb");
 }
@@ -147,4 +152,14 @@ fn crash_redb() {
 #[test]
 fn crash_sled() {
     crash_backend("sled");
+}
+
+#[test]
+fn crash_sqlite() {
+    crash_backend("sqlite");
+}
+
+#[test]
+fn crash_gnu() {
+    crash_backend("gnu");
 }

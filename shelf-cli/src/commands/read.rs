@@ -1,0 +1,146 @@
+//! The commands that read: `whichdb`, `info`, `keys`, `get`.
+
+use std::path::Path;
+
+use globset::{Glob, GlobMatcher};
+use shelf::WhichDb;
+
+use super::output::{Out, missing_key, write_err};
+use crate::db::{self, DbOpts};
+use crate::error::CliError;
+use crate::json_value;
+
+/// `shelf whichdb PATH`: prints one word; exit 0 only for a backend name.
+pub fn whichdb(path: &Path, out: Out) -> Result<(), CliError> {
+    // A URL's server is asked, and one that does not answer is an error
+    // (within the URL's timeout), not a guess.
+    let found = shelf::whichdb_at(path)?;
+    writeln!(out, "{}", found.as_str()).map_err(write_err)?;
+    match found {
+        WhichDb::Backend(_) => Ok(()),
+        // The word on stdout is the answer; the exit code says it is not a
+        // database, with no second message on stderr.
+        WhichDb::Missing => Err(CliError::not_found(String::new())),
+        WhichDb::Unknown => Err(CliError::data(String::new())),
+        // CPython's name on stdout; how to get the data out on stderr.
+        WhichDb::Unsupported(f) => Err(CliError::data(format!(
+            "{} is {}, which shelf cannot open; convert it to dbm.dumb with: {}",
+            path.display(),
+            f.what,
+            f.conversion_hint(path)
+        ))),
+    }
+}
+
+/// `shelf info PATH`.
+pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliError> {
+    let s = opts.open_read("info", path)?;
+    let backend = s.backend()?;
+    let caps = backend.capabilities();
+    let len = s.len()?;
+    let stats = backend.stats()?;
+    // Backends that do not report their files get the size of what is at
+    // the path (and its dbm-style siblings).
+    let bytes = stats.bytes_on_disk.unwrap_or_else(|| db::size_on_disk(path));
+    let commit = if caps.commit_number { Some(backend.commit_number()?) } else { None };
+    let can: Vec<&str> = caps.enabled().collect();
+    if json {
+        let doc = serde_json::json!({
+            "path": path.display().to_string(),
+            "backend": backend.name(),
+            "protocol": s.protocol().name(),
+            "keys": len,
+            "bytes_on_disk": bytes,
+            "reclaimable_bytes": stats.reclaimable_bytes,
+            "commit_number": commit,
+            "capabilities": can,
+        });
+        writeln!(out, "{doc:#}").map_err(write_err)?;
+    } else {
+        let mut lines = vec![
+            ("path", path.display().to_string()),
+            ("backend", backend.name().to_owned()),
+            ("protocol", s.protocol().name().to_owned()),
+            ("keys", len.to_string()),
+            ("bytes on disk", bytes.to_string()),
+        ];
+        if let Some(r) = stats.reclaimable_bytes {
+            lines.push(("reclaimable", r.to_string()));
+        }
+        if let Some(c) = commit {
+            lines.push(("commit number", c.to_string()));
+        }
+        lines.push(("capabilities", can.join(", ")));
+        for (k, v) in lines {
+            writeln!(out, "{:<14} {v}", format!("{k}:")).map_err(write_err)?;
+        }
+    }
+    db::close(s, path)
+}
+
+fn glob_matcher(pattern: &str) -> Result<GlobMatcher, CliError> {
+    Glob::new(pattern)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| CliError::usage(format!("invalid --glob pattern {pattern:?}: {e}")))
+}
+
+#[cfg(unix)]
+fn glob_matches(m: &GlobMatcher, key: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    m.is_match(std::ffi::OsStr::from_bytes(key))
+}
+
+#[cfg(not(unix))]
+fn glob_matches(m: &GlobMatcher, key: &[u8]) -> bool {
+    m.is_match(String::from_utf8_lossy(key).as_ref())
+}
+
+/// `shelf keys PATH [--glob P] [--json]`.
+pub fn keys(path: &Path, opts: &DbOpts, glob: Option<&str>, json: bool, out: Out) -> Result<(), CliError> {
+    let matcher = glob.map(glob_matcher).transpose()?;
+    let s = opts.open_read("keys", path)?;
+    let keys: Vec<Vec<u8>> =
+        s.keys_raw()?.into_iter().filter(|k| matcher.as_ref().is_none_or(|m| glob_matches(m, k))).collect();
+    if json {
+        let arr: Vec<String> = keys.iter().map(|k| json_value::key_to_json(k)).collect();
+        serde_json::to_writer(&mut *out, &arr).map_err(|e| write_err(e.into()))?;
+        writeln!(out).map_err(write_err)?;
+    } else {
+        for k in &keys {
+            writeln!(out, "{}", db::key_line(k)).map_err(write_err)?;
+        }
+    }
+    db::close(s, path)
+}
+
+/// `shelf get PATH KEY [--raw]`. A pickle of a class shelf does not decode
+/// prints as its `$pickle` placeholder. Unlike `dump`, a value that does
+/// not decode at all is an error (exit 3), whose message says why: a
+/// damaged pickle, or (for other protocols) perhaps the wrong
+/// `--protocol`; `--raw` shows the stored bytes instead.
+pub fn get(path: &Path, opts: &DbOpts, key: &str, raw: bool, out: Out) -> Result<(), CliError> {
+    let k = db::key_arg(key)?;
+    let s = opts.open_read("get", path)?;
+    let bytes = s.get_bytes(&k)?.ok_or_else(|| missing_key(&k, path))?;
+    let p = s.protocol().with_placeholders();
+    let j = if raw || !p.is_self_describing() {
+        json_value::raw(&bytes)
+    } else {
+        let v = p.decode_value(&bytes).map_err(|e| {
+            let hint = if p.family() == "pickle" {
+                "--raw shows the stored bytes"
+            } else {
+                "stored with another protocol? pass --protocol; --raw shows the stored bytes"
+            };
+            CliError::data(format!(
+                "key {:?} in {}: cannot decode with protocol '{}': {e} ({hint})",
+                json_value::key_to_json(&k),
+                path.display(),
+                p.name()
+            ))
+        })?;
+        json_value::from_value(&v)
+    };
+    writeln!(out, "{}", j.to_text()).map_err(write_err)?;
+    db::close(s, path)
+}
