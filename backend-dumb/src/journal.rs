@@ -23,6 +23,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use shelf_core::raw::{take_spans, take_u64};
 use shelf_core::{Error, OpenError};
 
 const MAGIC: &[u8; 8] = b"SHELFJ1\n";
@@ -111,23 +112,8 @@ fn parse(bytes: &[u8]) -> Option<Journal> {
         return None;
     }
     let mut rest = &body[MAGIC.len()..];
-    fn u64_at(rest: &mut &[u8]) -> Option<u64> {
-        let (n, tail) = rest.split_first_chunk::<8>()?;
-        *rest = tail;
-        Some(u64::from_le_bytes(*n))
-    }
-    let (dev, ino, count) = (u64_at(&mut rest)?, u64_at(&mut rest)?, u64_at(&mut rest)?);
-    let mut spans = Vec::new();
-    for _ in 0..count {
-        let pos = u64_at(&mut rest)?;
-        let len = usize::try_from(u64_at(&mut rest)?).ok()?;
-        if rest.len() < len {
-            return None;
-        }
-        let (data, tail) = rest.split_at(len);
-        rest = tail;
-        spans.push((pos, data.to_vec()));
-    }
+    let (dev, ino, count) = (take_u64(&mut rest)?, take_u64(&mut rest)?, take_u64(&mut rest)?);
+    let spans = take_spans(&mut rest, count)?;
     Some(Journal { dev, ino, spans })
 }
 

@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use shelf_core::raw::checksum;
+use shelf_core::raw::{checksum, take_spans, take_u64};
 
 const MAGIC: &[u8; 8] = b"SHELFGJ1";
 
@@ -112,24 +112,9 @@ pub fn parse(bytes: &[u8]) -> Option<Journal> {
         return None;
     }
     let mut rest = &body[MAGIC.len()..];
-    fn u64_at(rest: &mut &[u8]) -> Option<u64> {
-        let (n, tail) = rest.split_first_chunk::<8>()?;
-        *rest = tail;
-        Some(u64::from_le_bytes(*n))
-    }
     let (dev, ino, old_len, count) =
-        (u64_at(&mut rest)?, u64_at(&mut rest)?, u64_at(&mut rest)?, u64_at(&mut rest)?);
-    let mut spans = Vec::new();
-    for _ in 0..count {
-        let pos = u64_at(&mut rest)?;
-        let len = usize::try_from(u64_at(&mut rest)?).ok()?;
-        if rest.len() < len {
-            return None;
-        }
-        let (data, tail) = rest.split_at(len);
-        rest = tail;
-        spans.push((pos, data.to_vec()));
-    }
+        (take_u64(&mut rest)?, take_u64(&mut rest)?, take_u64(&mut rest)?, take_u64(&mut rest)?);
+    let spans = take_spans(&mut rest, count)?;
     Some(Journal { id: (dev, ino), old_len, spans })
 }
 

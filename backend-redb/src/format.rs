@@ -8,20 +8,8 @@ use shelf_core::Error;
 use shelf_core::raw::{self, ValueForm};
 
 use crate::snapshot::Handle;
+use crate::{COMMIT_KEY, FORMAT_KEY, FORMAT_SEALED};
 use crate::{DATA, META, RedbBackend, err};
-
-/// The key of the commit number in the `shelf_meta` table: not UTF-8, so no
-/// metadata name can take it.
-pub const COMMIT_KEY: &[u8] = b"\xffshelf:commit";
-
-/// The key of the format record in the `shelf_meta` table (not UTF-8, like
-/// [`COMMIT_KEY`]): present, sealed, with the value [`FORMAT_SEALED`] in a
-/// file whose values carry checksums; absent in a file written before them.
-pub const FORMAT_KEY: &[u8] = b"\xffshelf:format";
-
-/// The format whose every stored value (entries and metadata) ends with a
-/// checksum ([`shelf_core::raw::seal`]).
-pub const FORMAT_SEALED: &[u8] = b"2";
 
 /// What a file's format record says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

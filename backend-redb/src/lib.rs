@@ -104,7 +104,19 @@ use shelf_core::{
     BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvRange, OpenError, StorageStats,
 };
 
-pub use format::{COMMIT_KEY, FORMAT_KEY, FORMAT_SEALED};
+/// The key of the commit number in the `shelf_meta` table: not UTF-8, so no
+/// metadata name can take it.
+pub const COMMIT_KEY: &[u8] = b"\xffshelf:commit";
+
+/// The key of the format record in the `shelf_meta` table (not UTF-8, like
+/// [`COMMIT_KEY`]): present, sealed, with the value [`FORMAT_SEALED`] in a
+/// file whose values carry checksums; absent in a file written before them.
+pub const FORMAT_KEY: &[u8] = b"\xffshelf:format";
+
+/// The format whose every stored value (entries and metadata) ends with a
+/// checksum ([`shelf_core::raw::seal`]).
+pub const FORMAT_SEALED: &[u8] = b"2";
+
 pub use open::{MAGIC, probe};
 /// The engine, re-exported so a program (or a test) can open the file with
 /// the very version this backend writes.

@@ -8,7 +8,7 @@ use redb::{ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, T
 use shelf_core::Error;
 use shelf_core::raw::{Damage, ValueForm};
 
-use crate::format::FORMAT_KEY;
+use crate::FORMAT_KEY;
 use crate::{DATA, META, RedbBackend, backend_err, err};
 
 /// A table of a read snapshot.

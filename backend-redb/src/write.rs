@@ -6,8 +6,8 @@ use redb::Durability;
 use shelf_core::Error;
 use shelf_core::raw::{self, ValueForm};
 
-use crate::format::{COMMIT_KEY, FORMAT_KEY, FORMAT_SEALED};
 use crate::snapshot::{Handle, Reader};
+use crate::{COMMIT_KEY, FORMAT_KEY, FORMAT_SEALED};
 use crate::{DATA, META, RedbBackend, err};
 
 impl RedbBackend {

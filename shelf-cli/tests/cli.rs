@@ -1,3 +1,4 @@
+// Over 700 lines: one test per command and error path through the real binary, sharing its run helpers.
 //! Every command and every error, through the real `shelf` binary.
 //!
 //! File-based tests pick a persistent backend from `shelf::backends()` at

@@ -6,7 +6,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, OpenError};
-use crate::raw::LOCK_GRACE;
 
 /// A key-value pair as stored: raw key bytes and raw value bytes.
 pub type KvPair = (Vec<u8>, Vec<u8>);
@@ -197,6 +196,14 @@ impl Default for BackendOptions {
         }
     }
 }
+
+/// How long a backend retries a lock when no timeout is asked for.
+///
+/// "At once" still allows this grace: a lock released by a close can linger
+/// for a moment in a child the process is forking (the child holds the
+/// descriptor until its exec closes it), which would otherwise make a
+/// close-then-reopen fail spuriously in a program that spawns processes.
+pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl BackendOptions {
     /// The instant until which a backend retries a held lock: the lock

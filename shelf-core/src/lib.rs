@@ -31,7 +31,8 @@ pub use backend::{
 pub use error::{BoxError, Error, OpenError};
 pub use memory::MemoryBackend;
 // numpy arrays: the typed value of the mmappickle backend.
-pub use protocol::{PickleOptions, Protocol};
+pub use pickle::PickleOptions;
+pub use protocol::Protocol;
 pub use share::{Link, hash_bucket};
 pub use shelf::{Shelf, ShelfOptions, Transaction};
 pub use value::{ArrayOrder, ArrayOwner, NdArray};

@@ -14,8 +14,51 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::BoxError;
-use crate::protocol::PickleOptions;
 use crate::value::Value;
+
+/// Options of the pickle protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct PickleOptions {
+    /// The pickle protocol written: 3 (readable by every CPython 3, the
+    /// default), 2 (readable by CPython 2.7 too), 4 (CPython 3.4+, the
+    /// default of 3.8 to 3.13) or 5 (CPython 3.8+, the default of 3.14).
+    /// Other numbers write the nearest of these. Reading accepts 0 to 5.
+    pub version: u8,
+    /// Decode a pickle that names a class shelf does not know (a user's
+    /// class, an `enum` member) to [`Value::Opaque`], which keeps its exact
+    /// bytes, instead of failing. Nothing is ever imported or called
+    /// either way.
+    pub placeholder_globals: bool,
+}
+
+impl Default for PickleOptions {
+    fn default() -> Self {
+        PickleOptions { version: 3, placeholder_globals: false }
+    }
+}
+
+impl PickleOptions {
+    /// Pickle protocol 2, readable by CPython 2.7.
+    pub fn v2() -> Self {
+        PickleOptions { version: 2, ..Self::default() }
+    }
+
+    /// The pickle protocols shelf writes.
+    pub const VERSIONS: std::ops::RangeInclusive<u8> = 2..=5;
+
+    /// Writes pickle protocol `version`, clamped to [`VERSIONS`](Self::VERSIONS)
+    /// (so a shelf of protocol 0 or 1 pickles gets protocol 2, which every
+    /// CPython reads).
+    pub fn with_version(self, version: u8) -> Self {
+        PickleOptions { version: version.clamp(*Self::VERSIONS.start(), *Self::VERSIONS.end()), ..self }
+    }
+
+    /// Decode globals to placeholders instead of failing.
+    pub fn with_placeholder_globals(self) -> Self {
+        PickleOptions { placeholder_globals: true, ..self }
+    }
+}
 
 fn decode_options(o: &PickleOptions) -> decode::DecodeOptions {
     decode::DecodeOptions { placeholder_globals: o.placeholder_globals }

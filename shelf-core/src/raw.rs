@@ -22,6 +22,7 @@
 //! - The commit counter file ([`read_counter`], [`write_counter`]).
 //! - Batches and ranges: [`apply_one_by_one`] for backends without atomic
 //!   batches, [`range_is_empty`] and [`owned_bound`].
+//! - Undo journals' records: [`take_u64`], [`take_spans`].
 //! - [`show_key`], how an error message shows a key.
 //! - The benchmarks' workload: [`bench_keys`], [`bench_value`],
 //!   [`bench_fill`], [`bench_get_all`], the same for every engine.
@@ -33,6 +34,7 @@ mod lifecycle;
 mod lock;
 mod seal;
 mod shield;
+mod undo;
 mod walk;
 mod workload;
 
@@ -45,5 +47,6 @@ pub use lifecycle::Lifecycle;
 pub use lock::{LOCK_GRACE, LockKind, lock_file, retry_while_locked, wait_for_release};
 pub use seal::{SEAL_LEN, checksum, seal, seal_into, unseal};
 pub use shield::{Shielded, panic_message, shield};
+pub use undo::{take_spans, take_u64};
 pub use walk::Walk;
 pub use workload::{bench_fill, bench_get_all, bench_keys, bench_value};

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{BatchOp, Capabilities, KvBackend};
 use crate::error::{Error, OpenError, show_key};
-use crate::protocol::{PickleOptions, Protocol};
+use crate::pickle::PickleOptions;
+use crate::protocol::Protocol;
 
 /// The metadata entry that records a shelf's protocol.
 mod ordered;

@@ -1,3 +1,4 @@
+// Over 700 lines: a table of byte-level comparisons with CPython, one per dbm.dumb behaviour, sharing one Python driver.
 //! The `dumb` backend against the real CPython `dbm.dumb`, at the byte
 //! level: the same operations run in CPython and in Rust (in two temporary
 //! directories) must leave byte-identical `.dir` and `.dat` files, and each

@@ -1,3 +1,4 @@
+// Over 700 lines: one scenario per locking rule, each spawning its own processes; splitting would scatter the shared worker helpers.
 //! The `dumb` backend's locks and reader reloads across real processes
 //! (never threads): a second writer is refused at once or waits with a
 //! lock timeout; readers run alongside each other and alongside a writer;

@@ -1,3 +1,4 @@
+// Over 700 lines: two engines' suites and their engine-specific cases, sharing one set of process and damage helpers.
 //! The redb and sled backends: the conformance suite, and what is particular
 //! to each engine (detection, locking, multiple processes, damaged files,
 //! ordered ranges, atomic batches, the redb write overlay).

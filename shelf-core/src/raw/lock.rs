@@ -7,13 +7,7 @@ use std::time::{Duration, Instant};
 use crate::backend::BackendOptions;
 use crate::error::OpenError;
 
-/// How long a backend retries a lock when no timeout is asked for.
-///
-/// "At once" still allows this grace: a lock released by a close can linger
-/// for a moment in a child the process is forking (the child holds the
-/// descriptor until its exec closes it), which would otherwise make a
-/// close-then-reopen fail spuriously in a program that spawns processes.
-pub const LOCK_GRACE: Duration = Duration::from_millis(50);
+pub use crate::backend::LOCK_GRACE;
 
 /// The first pause between two attempts; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(1);

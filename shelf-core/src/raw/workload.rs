@@ -56,7 +56,7 @@ mod tests {
         let keys = bench_keys(1000);
         let unique: std::collections::BTreeSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), 1000);
-        let mut m = crate::memory::MemoryBackend::new();
+        let mut m = crate::MemoryBackend::new();
         bench_fill(&mut m, &keys).unwrap();
         assert_eq!(bench_get_all(&m, &keys).unwrap(), 1000);
     }
