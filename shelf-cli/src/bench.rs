@@ -40,8 +40,8 @@ pub const PYTHON_ROW: &str = "python-dumb";
 /// Options of `shelf bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Keys per workload.
-    #[arg(long, default_value_t = 20_000)]
+    /// Keys per workload (`--n` is an older spelling, still accepted).
+    #[arg(short = 'n', long = "keys", alias = "n", value_name = "N", default_value_t = 20_000)]
     pub n: usize,
     /// Bytes per value.
     #[arg(long, default_value_t = 100)]
@@ -56,7 +56,7 @@ pub struct BenchArgs {
     /// Seed of the values and of the random key orders.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Write every figure as JSON to FILE.
+    /// Write every figure as JSON to FILE (`-`: to stdout, instead of the table).
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
     /// Draw ops/s per workload per backend as an SVG bar chart to FILE.
@@ -350,11 +350,17 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
         results,
         python_skipped,
     };
-    print_table(&report, &selected, out).map_err(|e| CliError::env(format!("cannot write output: {e}")))?;
-    if let Some(p) = &args.json {
-        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        std::fs::write(p, text + "\n")
-            .map_err(|e| CliError::env(format!("cannot write {}: {e}", p.display())))?;
+    let out_err = |e: std::io::Error| CliError::env(format!("cannot write output: {e}"));
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+    match &args.json {
+        // `--json -`: the JSON on stdout instead of the table, for scripts.
+        Some(p) if p.as_os_str() == "-" => out.write_all(text.as_bytes()).map_err(out_err)?,
+        Some(p) => {
+            print_table(&report, &selected, out).map_err(out_err)?;
+            std::fs::write(p, text)
+                .map_err(|e| CliError::env(format!("cannot write {}: {e}", p.display())))?;
+        }
+        None => print_table(&report, &selected, out).map_err(out_err)?,
     }
     if let Some(p) = &args.plot {
         crate::plot::bar_chart(&report, &selected, p)?;

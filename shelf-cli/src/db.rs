@@ -15,8 +15,9 @@ use crate::json_value;
 #[derive(Debug, Clone, Args)]
 pub struct DbOpts {
     /// The backend, by registry name, instead of detecting it (see `shelf
-    /// whichdb`); for a new database, instead of the preferred one.
-    #[arg(long, value_name = "NAME")]
+    /// whichdb`); for a new database, instead of the preferred one. The
+    /// help lists the registered names ([`backend_help`]).
+    #[arg(short, long, value_name = "NAME", help = backend_help())]
     pub backend: Option<String>,
     /// The protocol values are stored with: pickle (pickle protocol 3),
     /// pickle2 (readable by CPython 2.7), pickle3, pickle4, pickle5 (CPython
@@ -25,12 +26,45 @@ pub struct DbOpts {
     /// bincode moved to fixed-width integers (default: the one the shelf
     /// records, else pickle for Python formats and for databases this
     /// command creates, else bincode).
-    #[arg(long, value_name = "P", value_parser = parse_protocol)]
+    #[arg(short, long, value_name = "P", value_parser = parse_protocol, help = protocol_help())]
     pub protocol: Option<Protocol>,
     /// The dbm flag: r (read-only), w (read-write), c (create if missing),
     /// n (always new, empty). Each command has its own default.
-    #[arg(long, value_name = "r|w|c|n", value_parser = parse_flag)]
+    #[arg(short, long, value_name = "r|w|c|n", value_parser = parse_flag)]
     pub flag: Option<Flag>,
+}
+
+/// The registered backend names, as the help of `--backend` lists them:
+/// built from the registry at run time, so a backend added there shows up
+/// without editing the help.
+pub fn backend_names() -> String {
+    let mut names: Vec<&str> = shelf::backends().iter().map(|b| b.name).collect();
+    for b in shelf::url_backends() {
+        if !names.contains(&b.name) {
+            names.push(b.name);
+        }
+    }
+    names.join(", ")
+}
+
+/// The help of `--backend`, naming the registered backends.
+pub fn backend_help() -> String {
+    format!(
+        "The backend, by registry name, instead of detecting it (see `shelf whichdb`); for a new \
+         database, instead of the preferred one. Backends: {}",
+        backend_names()
+    )
+}
+
+/// The help of `--protocol`, naming every protocol the library knows.
+pub fn protocol_help() -> String {
+    format!(
+        "The protocol values are stored with (default: the one the shelf records, else pickle for \
+         Python formats and for databases this command creates, else bincode). Protocols: {} \
+         (pickle is pickle protocol 3, pickle2 is readable by CPython 2.7; bincode-varint reads \
+         bincode shelves of dumb or dir written before fixed-width integers)",
+        Protocol::NAMES.join(", ")
+    )
 }
 
 /// Parses a protocol name for clap, so a bad one is a usage error (exit 2).
@@ -86,9 +120,10 @@ impl DbOpts {
     /// Like [`open`](Self::open), but a damaged database opens anyway (its
     /// bad entries skipped) so that `check` can report and repair them.
     pub fn open_salvaging(&self, path: &Path, default_flag: Flag) -> Result<DynShelf, CliError> {
-        let mut o = self.options(path, self.flag.unwrap_or(default_flag));
+        let flag = self.flag.unwrap_or(default_flag);
+        let mut o = self.options(path, flag);
         o.salvage(true);
-        finish_open(&o, path)
+        finish_open(&o, path, flag)
     }
 
     fn options(&self, path: &Path, flag: Flag) -> OpenOptions {
@@ -125,11 +160,17 @@ pub fn open_with(
     protocol: Option<Protocol>,
     flag: Flag,
 ) -> Result<DynShelf, CliError> {
-    finish_open(&options(path, backend, protocol, flag), path)
+    finish_open(&options(path, backend, protocol, flag), path, flag)
 }
 
-fn finish_open(o: &OpenOptions, path: &Path) -> Result<DynShelf, CliError> {
+fn finish_open(o: &OpenOptions, path: &Path, flag: Flag) -> Result<DynShelf, CliError> {
     o.open(path).map_err(|e| {
+        // The library's message suggests flags c or n; for a command that
+        // only reads (info, keys, get, dump, check) creating a database
+        // makes no sense, so it only says that there is none.
+        if let (shelf::OpenError::NotFound { path: p, .. }, Flag::Read) = (&e, flag) {
+            return CliError::not_found(format!("{}: the database does not exist", p.display()));
+        }
         let err = CliError::from(e);
         // Most open errors already name the path; engine errors may not.
         if err.message.contains(&path.display().to_string()) {
@@ -171,6 +212,19 @@ pub fn show_progress() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// How long a bar runs before it shows an ETA: indicatif's estimate from
+/// the first few items is wild (a 2-second convert once showed "eta 10h").
+const ETA_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The ` eta ...` of a bar, written only once the bar has run [`ETA_AFTER`]
+/// and moved, so the estimate rests on a rate actually measured.
+fn eta_when_known(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    if state.elapsed() >= ETA_AFTER && state.pos() > 0 {
+        // A write into the bar's line cannot fail in a way worth reporting.
+        let _ = write!(w, " eta {}", indicatif::HumanDuration(state.eta()));
+    }
+}
+
 /// A progress bar over `len` items (a spinner counting items when the
 /// length is unknown), hidden unless stderr is a terminal.
 pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
@@ -179,8 +233,9 @@ pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
     }
     let bar = match len {
         Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template("{msg:>12} [{bar:30}] {human_pos}/{human_len} eta {eta}")
+            ProgressStyle::with_template("{msg:>12} [{bar:30}] {human_pos}/{human_len}{eta_when_known}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key("eta_when_known", eta_when_known)
                 .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(

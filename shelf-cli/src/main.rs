@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use shelf::{Flag, Protocol};
 
 use shelf_cli::db::DbOpts;
@@ -83,9 +83,15 @@ integers) stops the conversion naming the key and the loss, unless --lossy.
 bincode cannot be a target protocol for re-encoded values (they could not be
 read back without Rust types) unless --lossy.";
 
+/// The top-level help's closing text: the backends and protocols come from
+/// the registry at run time, so they are never out of date.
+fn after_help() -> String {
+    format!("Backends: {}\nProtocols: {}\n\n{AFTER_HELP}", db::backend_names(), Protocol::NAMES.join(", "))
+}
+
 /// The shelf command.
 #[derive(Debug, Parser)]
-#[command(name = "shelf", version, about = "Inspect, edit, dump/load, convert and benchmark shelves", after_help = AFTER_HELP)]
+#[command(name = "shelf", version, about = "Inspect, edit, dump/load, convert and benchmark shelves", after_help = after_help())]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,6 +104,9 @@ enum Command {
         /// The database.
         #[arg(value_parser = db::parse_location)]
         path: PathBuf,
+        /// Print a JSON object {path, result, backend} instead of one word.
+        #[arg(long)]
+        json: bool,
     },
     /// Backend, protocol, key count, bytes on disk, reclaimable bytes and commit number.
     Info {
@@ -167,8 +176,8 @@ enum Command {
         /// The database.
         #[arg(value_parser = db::parse_location)]
         path: PathBuf,
-        /// Write to FILE instead of stdout.
-        #[arg(long, value_name = "FILE")]
+        /// Write to FILE instead of stdout (`-`: stdout).
+        #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Write every value as {"$raw": base64} of its stored bytes, for a byte-exact copy.
         #[arg(long)]
@@ -182,8 +191,8 @@ enum Command {
         /// The database (created if missing).
         #[arg(value_parser = db::parse_location)]
         path: PathBuf,
-        /// Read from FILE instead of stdin.
-        #[arg(long = "in", value_name = "FILE")]
+        /// Read from FILE instead of stdin (`-`: stdin).
+        #[arg(short, long = "in", value_name = "FILE")]
         input: Option<PathBuf>,
         /// Store values the protocol would change (a tuple as a JSON list),
         /// instead of refusing them.
@@ -202,13 +211,14 @@ enum Command {
         #[arg(value_parser = db::parse_location)]
         dst: PathBuf,
         /// DST's backend.
-        #[arg(long, value_name = "NAME")]
+        #[arg(short, long, value_name = "NAME", help = format!("DST's backend: {}", db::backend_names()))]
         backend: String,
         /// DST's protocol (default: SRC's, which copies the bytes).
-        #[arg(long, value_name = "P", value_parser = db::parse_protocol)]
+        #[arg(short, long, value_name = "P", value_parser = db::parse_protocol,
+              help = format!("DST's protocol (default: SRC's, which copies the bytes): {}", Protocol::NAMES.join(", ")))]
         protocol: Option<Protocol>,
         /// c (default): refuse an existing DST; n: replace it.
-        #[arg(long, value_name = "c|n", value_parser = parse_convert_flag)]
+        #[arg(short, long, value_name = "c|n", value_parser = parse_convert_flag)]
         flag: Option<Flag>,
         /// SRC's backend, instead of detecting it.
         #[arg(long, value_name = "NAME")]
@@ -230,6 +240,9 @@ enum Command {
         /// Repair what can be repaired.
         #[arg(long)]
         repair: bool,
+        /// Print a JSON object instead of lines (the exit code is the same).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbOpts,
     },
@@ -238,11 +251,19 @@ enum Command {
         /// The database.
         #[arg(value_parser = db::parse_location)]
         path: PathBuf,
+        /// Print a JSON object {path, bytes_before, bytes_after, reclaimed_bytes} instead of a line.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbOpts,
     },
     /// Benchmark the backends (and CPython's shelve with dbm.dumb when python3 is present).
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (`shelf completions bash > /etc/bash_completion.d/shelf`).
+    Completions {
+        /// The shell: bash, zsh, fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
 }
 
 fn parse_convert_flag(s: &str) -> Result<Flag, String> {
@@ -254,7 +275,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let mut lock = stdout.lock();
     let out: &mut dyn Write = &mut lock;
     match cli.command {
-        Command::Whichdb { path } => commands::whichdb(&path, out),
+        Command::Whichdb { path, json } => commands::whichdb(&path, json, out),
         Command::Info { path, json, db } => commands::info(&path, &db, json, out),
         Command::Keys { path, glob, json, db } => commands::keys(&path, &db, glob.as_deref(), json, out),
         Command::Get { path, key, raw, db } => commands::get(&path, &db, &key, raw, out),
@@ -277,9 +298,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 out,
             )
         }
-        Command::Check { path, repair, db } => commands::check(&path, &db, repair, out),
-        Command::Compact { path, db } => commands::compact(&path, &db, out),
+        Command::Check { path, repair, json, db } => commands::check(&path, &db, repair, json, out),
+        Command::Compact { path, json, db } => commands::compact(&path, &db, json, out),
         Command::Bench(args) => bench::run(&args, out),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            // Into memory first: `generate` panics on a write error, and a
+            // closed pipe (`shelf completions bash | head`) is no bug.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "shelf", &mut script);
+            match out.write_all(&script).and_then(|()| out.flush()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::env(String::new())),
+                Err(e) => Err(CliError::env(format!("cannot write output: {e}"))),
+            }
+        }
     }
 }
 

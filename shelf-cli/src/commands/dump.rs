@@ -23,6 +23,8 @@ pub fn dump(
     let total = s.len()? as u64;
     let mut file;
     let mut stdout_buf;
+    // `-` is stdout, as everywhere in the command.
+    let out_file = out_file.filter(|p| *p != Path::new("-"));
     let w: &mut dyn Write = match out_file {
         Some(p) => {
             let f =

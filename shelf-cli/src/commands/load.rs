@@ -1,7 +1,7 @@
 //! `shelf load`: a dump read back into a database, streaming.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
@@ -115,7 +115,7 @@ fn encode_json(
 }
 
 fn open_input(input: Option<&Path>) -> Result<(Box<dyn BufRead>, String), CliError> {
-    Ok(match input {
+    Ok(match input.filter(|p| *p != Path::new("-")) {
         Some(p) => {
             let f = File::open(p).map_err(|e| {
                 let kind = if e.kind() == std::io::ErrorKind::NotFound {
@@ -127,7 +127,16 @@ fn open_input(input: Option<&Path>) -> Result<(Box<dyn BufRead>, String), CliErr
             })?;
             (Box::new(BufReader::new(f)), p.display().to_string())
         }
-        None => (Box::new(BufReader::new(std::io::stdin())), "stdin".to_owned()),
+        None => {
+            // A dump typed at a terminal is not what anyone means: without
+            // this, load would wait silently for an end of file.
+            if std::io::stdin().is_terminal() {
+                return Err(CliError::usage(
+                    "load: stdin is a terminal; pipe a dump in (`shelf dump OTHER | shelf load PATH`) or pass --in FILE",
+                ));
+            }
+            (Box::new(BufReader::new(std::io::stdin())), "stdin".to_owned())
+        }
     })
 }
 

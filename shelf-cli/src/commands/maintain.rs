@@ -7,6 +7,7 @@ use shelf::{DynShelf, Flag};
 use super::output::{Out, write_err};
 use crate::db::{self, DbOpts};
 use crate::error::CliError;
+use crate::json_value;
 
 fn unsupported(s: &DynShelf, path: &Path, what: &str) -> Result<CliError, CliError> {
     Ok(CliError::usage(format!(
@@ -35,9 +36,9 @@ fn read_back_check(s: &DynShelf) -> Result<shelf::CheckReport, CliError> {
     Ok(shelf::CheckReport::new(good, problems, false))
 }
 
-/// `shelf check PATH [--repair]`: without `--repair` it opens with `r` and
-/// writes nothing.
-pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), CliError> {
+/// `shelf check PATH [--repair] [--json]`: without `--repair` it opens with
+/// `r` and writes nothing.
+pub fn check(path: &Path, opts: &DbOpts, repair: bool, json: bool, out: Out) -> Result<(), CliError> {
     if !repair {
         opts.refuse_writing_flag("check (without --repair)")?;
     }
@@ -56,12 +57,6 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
         }
         other => other?,
     };
-    for p in &report.problems {
-        writeln!(out, "problem: {p}").map_err(write_err)?;
-    }
-    for k in &report.dropped_keys {
-        writeln!(out, "dropped: {}", db::key_line(k)).map_err(write_err)?;
-    }
     let verdict = if report.is_clean() {
         "ok"
     } else if report.repaired {
@@ -69,6 +64,50 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
     } else {
         "damaged"
     };
+    if json {
+        let dropped: Vec<String> = report.dropped_keys.iter().map(|k| json_value::key_to_json(k)).collect();
+        let doc = serde_json::json!({
+            "path": path.display().to_string(),
+            "verdict": verdict,
+            "good_entries": report.good_entries,
+            "problems": report.problems,
+            "dropped_keys": dropped,
+            "repaired": report.repaired,
+            // The note without its parentheses; null when there is none.
+            "note": (!note.is_empty()).then(|| note.trim().trim_start_matches('(').trim_end_matches(')')),
+        });
+        writeln!(out, "{doc:#}").map_err(write_err)?;
+    } else {
+        write_check_lines(path, &report, verdict, note, repair, &s, out)?;
+    }
+    db::close(s, path)?;
+    if report.is_clean() || report.repaired {
+        Ok(())
+    } else {
+        Err(CliError::data(format!(
+            "{} has {} problems (run `shelf check --repair` to repair what can be)",
+            path.display(),
+            report.problems.len()
+        )))
+    }
+}
+
+/// The lines `check` prints without `--json`.
+fn write_check_lines(
+    path: &Path,
+    report: &shelf::CheckReport,
+    verdict: &str,
+    note: &str,
+    repair: bool,
+    s: &DynShelf,
+    out: Out,
+) -> Result<(), CliError> {
+    for p in &report.problems {
+        writeln!(out, "problem: {p}").map_err(write_err)?;
+    }
+    for k in &report.dropped_keys {
+        writeln!(out, "dropped: {}", db::key_line(k)).map_err(write_err)?;
+    }
     writeln!(
         out,
         "{}: {verdict}, {} good entries, {} problems{note}",
@@ -86,21 +125,12 @@ pub fn check(path: &Path, opts: &DbOpts, repair: bool, out: Out) -> Result<(), C
                 .map_err(write_err)?;
         }
     }
-    db::close(s, path)?;
-    if report.is_clean() || report.repaired {
-        Ok(())
-    } else {
-        Err(CliError::data(format!(
-            "{} has {} problems (run `shelf check --repair` to repair what can be)",
-            path.display(),
-            report.problems.len()
-        )))
-    }
+    Ok(())
 }
 
-/// `shelf compact PATH`: the figures are measured on disk before opening
+/// `shelf compact PATH [--json]`: the figures are measured on disk before opening
 /// and after closing, with one function, so they add up.
-pub fn compact(path: &Path, opts: &DbOpts, out: Out) -> Result<(), CliError> {
+pub fn compact(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliError> {
     let before = db::database_size(path);
     let mut s = opts.open(path, Flag::Write)?;
     if !s.capabilities()?.compact {
@@ -113,6 +143,15 @@ pub fn compact(path: &Path, opts: &DbOpts, out: Out) -> Result<(), CliError> {
     compacted?;
     db::close(s, path)?;
     let after = db::database_size(path);
+    if json {
+        let doc = serde_json::json!({
+            "path": path.display().to_string(),
+            "bytes_before": before,
+            "bytes_after": after,
+            "reclaimed_bytes": before.saturating_sub(after),
+        });
+        return writeln!(out, "{doc:#}").map_err(write_err);
+    }
     if after <= before {
         writeln!(
             out,

@@ -10,18 +10,57 @@ use crate::db::{self, DbOpts};
 use crate::error::CliError;
 use crate::json_value;
 
-/// `shelf whichdb PATH`: prints one word; exit 0 only for a backend name.
-pub fn whichdb(path: &Path, out: Out) -> Result<(), CliError> {
+/// The database `path` is one file of, when it is not one itself: `a` for
+/// dbm.dumb's `a.dat` or `a.dir`, found by asking the registry which files
+/// make up the database at the path without the suffix.
+fn database_of_file(path: &Path) -> Option<(std::path::PathBuf, &'static str)> {
+    path.extension()?;
+    let stem = path.with_extension("");
+    match shelf::whichdb(&stem) {
+        WhichDb::Backend(name) => {
+            let info = shelf::find_backend(name).ok()?;
+            (info.files)(&stem).iter().any(|f| f == path).then_some((stem, name))
+        }
+        _ => None,
+    }
+}
+
+/// `shelf whichdb PATH [--json]`: prints one word (or a JSON object); exit
+/// 0 only for a backend name.
+pub fn whichdb(path: &Path, json: bool, out: Out) -> Result<(), CliError> {
     // A URL's server is asked, and one that does not answer is an error
     // (within the URL's timeout), not a guess.
     let found = shelf::whichdb_at(path)?;
-    writeln!(out, "{}", found.as_str()).map_err(write_err)?;
+    if json {
+        let backend = match found {
+            WhichDb::Backend(name) => Some(name),
+            _ => None,
+        };
+        let doc = serde_json::json!({
+            "path": path.display().to_string(),
+            "result": found.as_str(),
+            "backend": backend,
+        });
+        writeln!(out, "{doc:#}").map_err(write_err)?;
+    } else {
+        writeln!(out, "{}", found.as_str()).map_err(write_err)?;
+    }
     match found {
         WhichDb::Backend(_) => Ok(()),
         // The word on stdout is the answer; the exit code says it is not a
         // database, with no second message on stderr.
         WhichDb::Missing => Err(CliError::not_found(String::new())),
-        WhichDb::Unknown => Err(CliError::data(String::new())),
+        // `a.dat` of a dumb database `a`: the answer is still `unknown`,
+        // with the name the user most likely meant on stderr.
+        WhichDb::Unknown => Err(CliError::data(match database_of_file(path) {
+            Some((db, name)) => format!(
+                "{} is a file of the {name} database {}; did you mean {}?",
+                path.display(),
+                db.display(),
+                db.display()
+            ),
+            None => String::new(),
+        })),
         // CPython's name on stdout; how to get the data out on stderr.
         WhichDb::Unsupported(f) => Err(CliError::data(format!(
             "{} is {}, which shelf cannot open; convert it to dbm.dumb with: {}",

@@ -25,6 +25,15 @@ fn store(s: &mut DynShelf, key: &[u8], j: &Json, source: &str) -> Result<(), Cli
     Ok(())
 }
 
+/// Whether text that is not JSON was most likely meant as a string (`hello`
+/// rather than `"hello"`): it does not start like any JSON value.
+fn looks_like_bare_string(text: &str) -> bool {
+    let t = text.trim();
+    !t.is_empty()
+        && !t.starts_with(['{', '[', '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+        && !["true", "false", "null"].iter().any(|w| t.starts_with(w))
+}
+
 /// `shelf set PATH KEY JSON` (`-` reads the JSON from stdin).
 pub fn set(path: &Path, opts: &DbOpts, key: &str, value: &str) -> Result<(), CliError> {
     let k = db::key_arg(key)?;
@@ -36,7 +45,14 @@ pub fn set(path: &Path, opts: &DbOpts, key: &str, value: &str) -> Result<(), Cli
         (value.to_owned(), "the JSON argument")
     };
     // Parse before opening, so a typo never creates an empty database.
-    let j = json_value::parse(&text).map_err(|e| malformed(source, &e))?;
+    let j = json_value::parse(&text).map_err(|e| {
+        let mut err = malformed(source, &e);
+        if looks_like_bare_string(&text) {
+            let quoted = serde_json::to_string(text.trim()).unwrap_or_default();
+            err.message = format!("{} (to store a string, quote it: '{quoted}')", err.message);
+        }
+        err
+    })?;
     let mut s = opts.open(path, Flag::Create)?;
     store(&mut s, &k, &j, source)?;
     db::close(s, path)

@@ -1,0 +1,259 @@
+//! The command-line conventions of issue 16, through the real `shelf`
+//! binary: short options, `-` for stdin and stdout, a terminal refused on
+//! `load`'s stdin, shell completions, registry names in `--help`, `--json`
+//! on the commands that report, and the hints a person needs.
+//!
+//! Tests that store something use the `dumb` backend (the one `a.dat` and
+//! `a.dir` are about); they print `skipped: <why>` and return when it is
+//! not registered.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn shelf_cmd(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shelf"));
+    c.current_dir(dir);
+    c
+}
+
+/// Runs `shelf ARGS` in `dir` with `stdin` as its standard input.
+fn run_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = shelf_cmd(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shelf");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait for shelf")
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    run_in(dir, args, "")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn expect(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(o), stderr(o));
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// A temporary directory with a dumb database `a` holding `k: 1`, or
+/// `None` (with the skip printed) when dumb is not registered.
+fn dumb_db(case: &str) -> Option<tempfile::TempDir> {
+    if shelf::find_backend("dumb").is_err() {
+        eprintln!("skipped: {case}: backend 'dumb' is not registered");
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    expect(&run(dir.path(), &["set", "-b", "dumb", "a", "k", "1"]), 0);
+    Some(dir)
+}
+
+#[test]
+fn short_options_select_backend_protocol_and_flag() {
+    let Some(dir) = dumb_db("short options") else { return };
+    let o = run(dir.path(), &["info", "-b", "dumb", "-p", "json", "-f", "r", "--json", "a"]);
+    expect(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["backend"], "dumb");
+    assert_eq!(doc["protocol"], "json");
+    // -f is --flag: a writing flag on a reading command is a usage error.
+    let o = run(dir.path(), &["get", "-f", "w", "a", "k"]);
+    expect(&o, 2);
+    assert!(stderr(&o).contains("--flag w"), "{}", stderr(&o));
+}
+
+#[test]
+fn dump_out_dash_is_stdout_and_load_in_dash_is_stdin() {
+    let Some(dir) = dumb_db("dash") else { return };
+    let o = run(dir.path(), &["dump", "-o", "-", "a"]);
+    expect(&o, 0);
+    assert_eq!(json(&o), serde_json::json!({"k": 1}));
+    assert!(!dir.path().join("-").exists(), "dump --out - created a file named -");
+
+    let o = run_in(dir.path(), &["load", "-b", "dumb", "-i", "-", "b"], "{\"x\": [1, 2]}");
+    expect(&o, 0);
+    let o = run(dir.path(), &["get", "b", "x"]);
+    expect(&o, 0);
+    assert_eq!(stdout(&o).trim(), "[1,2]");
+
+    // The long spellings and a real file still work.
+    std::fs::write(dir.path().join("in.json"), "{\"y\": true}").expect("write dump");
+    expect(&run(dir.path(), &["load", "--in", "in.json", "b"]), 0);
+    expect(&run(dir.path(), &["dump", "--out", "out.json", "b"]), 0);
+    let text = std::fs::read_to_string(dir.path().join("out.json")).expect("read dump");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("dump is JSON");
+    assert_eq!(doc, serde_json::json!({"x": [1, 2], "y": true}));
+}
+
+#[test]
+fn load_refuses_a_terminal_on_stdin() {
+    // util-linux `script` runs the command on a pseudo-terminal.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: load at a terminal: `script` (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cmd = format!("{} load db", env!("CARGO_BIN_EXE_shelf"));
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    let text = stdout(&o);
+    assert!(text.contains("stdin is a terminal"), "{text}");
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        !dir.path().join("db").exists() && !dir.path().join("db.dat").exists(),
+        "load created a database"
+    );
+}
+
+#[test]
+fn completions_print_scripts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(dir.path(), &["completions", "bash"]);
+    expect(&o, 0);
+    let script = stdout(&o);
+    assert!(script.contains("_shelf") && script.contains("complete"), "{script}");
+    assert!(script.contains("--backend") && script.contains("whichdb"), "{script}");
+    for shell in ["zsh", "fish"] {
+        let o = run(dir.path(), &["completions", shell]);
+        expect(&o, 0);
+        assert!(stdout(&o).contains("shelf"), "{shell}: {}", stdout(&o));
+    }
+    expect(&run(dir.path(), &["completions", "tcsh"]), 2);
+}
+
+#[test]
+fn help_lists_registered_backends_and_protocols() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [&["--help"][..], &["info", "--help"], &["convert", "--help"], &["load", "-h"]] {
+        let o = run(dir.path(), args);
+        expect(&o, 0);
+        let help = stdout(&o);
+        for b in shelf::backends().iter().chain(shelf::url_backends()) {
+            assert!(help.contains(b.name), "{args:?} does not name backend {}:\n{help}", b.name);
+        }
+        for p in shelf::Protocol::NAMES {
+            assert!(help.contains(p), "{args:?} does not name protocol {p}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn bench_keys_has_a_real_name_and_keeps_n() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(dir.path(), &["bench", "--help"]);
+    expect(&o, 0);
+    assert!(stdout(&o).contains("-n, --keys <N>"), "{}", stdout(&o));
+    // All three spellings parse (the unknown backend stops the run before
+    // any work, after parsing).
+    for spelling in ["-n", "--keys", "--n"] {
+        let o = run(dir.path(), &["bench", spelling, "5", "--no-python", "--backends", "no-such"]);
+        expect(&o, 2);
+        assert!(stderr(&o).contains("unknown backend 'no-such'"), "{spelling}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn whichdb_json_and_did_you_mean() {
+    let Some(dir) = dumb_db("whichdb") else { return };
+    let o = run(dir.path(), &["whichdb", "--json", "a"]);
+    expect(&o, 0);
+    assert_eq!(json(&o), serde_json::json!({"path": "a", "result": "dumb", "backend": "dumb"}));
+    let o = run(dir.path(), &["whichdb", "--json", "nothing"]);
+    expect(&o, 1);
+    assert_eq!(json(&o)["result"], "missing");
+    assert!(json(&o)["backend"].is_null());
+
+    for file in ["a.dat", "a.dir"] {
+        let o = run(dir.path(), &["whichdb", file]);
+        expect(&o, 3);
+        assert_eq!(stdout(&o), "unknown\n");
+        assert!(stderr(&o).contains("did you mean a?"), "{file}: {}", stderr(&o));
+    }
+    // A file that belongs to no database gets no guess.
+    std::fs::write(dir.path().join("x.dat"), b"junk").expect("write junk");
+    let o = run(dir.path(), &["whichdb", "x.dat"]);
+    expect(&o, 3);
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn check_and_compact_json() {
+    let Some(dir) = dumb_db("check/compact --json") else { return };
+    expect(&run(dir.path(), &["set", "a", "k", "\"a longer value, to leave a hole\""]), 0);
+    let o = run(dir.path(), &["check", "--json", "a"]);
+    expect(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["verdict"], "ok");
+    assert_eq!(doc["good_entries"], 1);
+    assert_eq!(doc["problems"], serde_json::json!([]));
+
+    let o = run(dir.path(), &["compact", "--json", "a"]);
+    expect(&o, 0);
+    let doc = json(&o);
+    let before = doc["bytes_before"].as_u64().expect("bytes_before");
+    let after = doc["bytes_after"].as_u64().expect("bytes_after");
+    assert_eq!(doc["reclaimed_bytes"].as_u64(), Some(before.saturating_sub(after)));
+    assert_eq!(doc["path"], "a");
+}
+
+#[test]
+fn set_of_a_bare_word_hints_to_quote_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(dir.path(), &["set", "a", "k", "hello"]);
+    expect(&o, 3);
+    let err = stderr(&o);
+    assert!(err.contains("malformed JSON"), "{err}");
+    assert!(err.contains(r#"to store a string, quote it: '"hello"'"#), "{err}");
+    // Broken JSON that is not a bare word gets no quoting hint.
+    let o = run(dir.path(), &["set", "a", "k", "{bad"]);
+    expect(&o, 3);
+    assert!(!stderr(&o).contains("quote it"), "{}", stderr(&o));
+}
+
+#[test]
+fn reading_a_missing_database_suggests_no_creating_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for cmd in ["info", "keys", "dump", "check"] {
+        let o = run(dir.path(), &[cmd, "nofile"]);
+        expect(&o, 1);
+        let err = stderr(&o);
+        assert!(err.contains("does not exist"), "{cmd}: {err}");
+        assert!(!err.contains("'c'") && !err.contains("'n'"), "{cmd}: {err}");
+    }
+}
+
+#[test]
+fn bench_json_dash_prints_the_figures_on_stdout() {
+    let Some(backend) = shelf::backends().iter().find(|b| b.capabilities.persistent && b.name == "dumb")
+    else {
+        eprintln!("skipped: bench --json -: backend 'dumb' is not registered");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(dir.path(), &["bench", "-n", "20", "--backends", backend.name, "--no-python", "--json", "-"]);
+    expect(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["n"], 20);
+    assert_eq!(doc["results"][0]["backend"], backend.name);
+    assert!(doc["results"][0]["timings"].as_array().is_some_and(|t| !t.is_empty()), "{doc}");
+    assert!(!dir.path().join("-").exists(), "bench --json - created a file named -");
+}
