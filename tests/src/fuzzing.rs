@@ -191,18 +191,36 @@ pub fn mmappickle_open(data: &[u8]) {
 /// sound header.
 fn gnu_template() -> &'static [u8] {
     static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        use shelf_core::raw::OpenBackend;
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let path = tmp.path().join("db");
-        let mut b =
-            backend_gnu::GnuBackend::open(&path, &BackendOptions::with_flag(Flag::Create)).expect("create");
-        for i in 0..24u8 {
-            b.insert(&[b'k', i, 0x80 + i], &vec![i; usize::from(i) * 3]).expect("insert");
-        }
-        b.close().expect("close");
-        std::fs::read(&path).expect("read back")
-    })
+    TEMPLATE.get_or_init(|| template_file::<backend_gnu::GnuBackend>(24, 3))
+}
+
+/// The one file of a database of `B` holding `n` keys (with bytes past
+/// 0x80) and values of `i * value_step` bytes, written by the backend.
+fn template_file<B: shelf_core::raw::OpenBackend>(n: u8, value_step: usize) -> Vec<u8> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    let mut b = B::open(&path, &BackendOptions::with_flag(Flag::Create)).expect("create");
+    for i in 0..n {
+        b.insert(&[b'k', i, 0x80 + i], &vec![i; usize::from(i) * value_step]).expect("insert");
+    }
+    b.close().expect("close");
+    std::fs::read(&path).expect("read back")
+}
+
+/// The file a fuzz input stands for: with an even first byte, the rest is a
+/// list of (offset: u16, byte) patches over `template` (so mutations reach
+/// past a sound header); otherwise the rest is the whole file.
+fn patched_or_whole(data: &[u8], template: &[u8]) -> Option<Vec<u8>> {
+    let (&first, rest) = data.split_first()?;
+    if first % 2 != 0 {
+        return Some(rest.to_vec());
+    }
+    let mut file = template.to_vec();
+    for patch in rest.chunks_exact(3) {
+        let at = usize::from(u16::from_le_bytes([patch[0], patch[1]])) % file.len();
+        file[at] = patch[2];
+    }
+    Some(file)
 }
 
 /// Opening a GDBM file (the gnu backend's parser of the header, the
@@ -213,17 +231,7 @@ fn gnu_template() -> &'static [u8] {
 pub fn gnu_open(data: &[u8]) {
     use backend_gnu::GnuBackend;
     use shelf_core::raw::OpenBackend;
-    let Some((&first, rest)) = data.split_first() else { return };
-    let file = if first % 2 == 0 {
-        let mut file = gnu_template().to_vec();
-        for patch in rest.chunks_exact(3) {
-            let at = usize::from(u16::from_le_bytes([patch[0], patch[1]])) % file.len();
-            file[at] = patch[2];
-        }
-        file
-    } else {
-        rest.to_vec()
-    };
+    let Some(file) = patched_or_whole(data, gnu_template()) else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("db");
     std::fs::write(&path, &file).expect("file");
@@ -251,18 +259,7 @@ pub fn gnu_open(data: &[u8]) {
 /// it, so its mutations reach the B-tree pages behind a sound header.
 fn sqlite_template() -> &'static [u8] {
     static TEMPLATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    TEMPLATE.get_or_init(|| {
-        use shelf_core::raw::OpenBackend;
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let path = tmp.path().join("db");
-        let mut b = backend_sqlite::SqliteBackend::open(&path, &BackendOptions::with_flag(Flag::Create))
-            .expect("create");
-        for i in 0..40u8 {
-            b.insert(&[b'k', i, 0x80 + i], &vec![i; usize::from(i) * 7]).expect("insert");
-        }
-        b.close().expect("close");
-        std::fs::read(&path).expect("read back")
-    })
+    TEMPLATE.get_or_init(|| template_file::<backend_sqlite::SqliteBackend>(40, 7))
 }
 
 /// Opening a `dbm.sqlite3` file (SQLite's page parsing, the backend's
@@ -273,17 +270,7 @@ fn sqlite_template() -> &'static [u8] {
 pub fn sqlite_open(data: &[u8]) {
     use backend_sqlite::SqliteBackend;
     use shelf_core::raw::OpenBackend;
-    let Some((&first, rest)) = data.split_first() else { return };
-    let file = if first % 2 == 0 {
-        let mut file = sqlite_template().to_vec();
-        for patch in rest.chunks_exact(3) {
-            let at = usize::from(u16::from_le_bytes([patch[0], patch[1]])) % file.len();
-            file[at] = patch[2];
-        }
-        file
-    } else {
-        rest.to_vec()
-    };
+    let Some(file) = patched_or_whole(data, sqlite_template()) else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("db");
     std::fs::write(&path, &file).expect("file");
