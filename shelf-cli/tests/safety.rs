@@ -7,44 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+mod common;
+use common::*;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use shelf::raw::BackendOptions;
 use shelf::{Flag, OpenOptions, Protocol, Value};
 
-fn shelf_cmd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shelf"))
-}
-
-fn run_in(args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = shelf_cmd()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shelf");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait for shelf")
-}
-
-fn run(args: &[&str]) -> Output {
-    run_in(args, "")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
+/// The shared check, and no panic text on stderr.
 #[track_caller]
 fn expect(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(o), stderr(o));
+    common::expect(o, code);
     assert_no_panic(o);
 }
 
