@@ -85,7 +85,7 @@ use std::path::{Path, PathBuf};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe};
-use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, OpenError, StorageStats};
+use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvKeys, OpenError, StorageStats};
 
 mod marker;
 mod scan;
@@ -460,9 +460,9 @@ impl KvBackend for DirBackend {
         Ok(self.walk()?.len())
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         self.state.live()?;
-        self.walk()
+        Ok(Box::new(self.walk()?.into_iter().map(Ok)))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

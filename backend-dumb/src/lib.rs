@@ -139,7 +139,8 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe, apply_one_by_one, read_counter};
 use shelf_core::{
-    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, OpenError, SharedBytes, StorageStats,
+    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvKeys, OpenError, SharedBytes,
+    StorageStats,
 };
 
 pub use format::{Line, parse_line, write_line};
@@ -335,9 +336,12 @@ impl KvBackend for DumbBackend {
         Ok(self.st.borrow().index.len())
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         self.refresh()?;
-        Ok(self.st.borrow().index.iter().map(|(k, _, _)| k.to_vec()).collect())
+        // A snapshot: the index lives behind a RefCell that a write through
+        // this handle may change while the caller walks.
+        let keys: Vec<Vec<u8>> = self.st.borrow().index.iter().map(|(k, _, _)| k.to_vec()).collect();
+        Ok(Box::new(keys.into_iter().map(Ok)))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

@@ -97,7 +97,9 @@ mod tests;
 use std::path::Path;
 
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe, apply_one_by_one};
-use shelf_core::{BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, OpenError, StorageStats};
+use shelf_core::{
+    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvKeys, OpenError, StorageStats,
+};
 
 use engine::Engine;
 use error::GnuError;
@@ -203,7 +205,7 @@ impl KvBackend for GnuBackend {
         Ok(self.engine.key_count()? as usize)
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         self.life.live()?;
         let mut keys = Vec::new();
         for adr in self.engine.bucket_order() {
@@ -211,7 +213,7 @@ impl KvBackend for GnuBackend {
                 keys.push(self.engine.read_at(e.ptr, e.key_size as usize)?);
             }
         }
-        Ok(keys)
+        Ok(Box::new(keys.into_iter().map(Ok)))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

@@ -71,8 +71,8 @@ use shelf_core::raw::{
     BackendOptions, Lifecycle, LockKind, OpenBackend, Probe, apply_one_by_one, lock_file, show_key,
 };
 use shelf_core::{
-    ArrayOwner, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, OpenError, SharedBytes,
-    StorageStats,
+    ArrayOwner, BatchOp, Capabilities, CheckReport, Error, Flag, KvBackend, KvIter, KvKeys, OpenError,
+    SharedBytes, StorageStats,
 };
 
 use format::{Entry, Scan, Tail};
@@ -509,12 +509,13 @@ impl KvBackend for MmapPickleBackend {
         self.locked(LockKind::Shared, |st| Ok(st.scan.live.len()))
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.locked(LockKind::Shared, |st| {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
+        let keys: Vec<Vec<u8>> = self.locked(LockKind::Shared, |st| {
             let mut live: Vec<_> = st.scan.live.iter().map(|(k, e)| (e.offset, k.clone())).collect();
             live.sort_unstable();
             Ok(live.into_iter().map(|(_, k)| k).collect())
-        })
+        })?;
+        Ok(Box::new(keys.into_iter().map(Ok)))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

@@ -183,7 +183,7 @@ mod tests {
         let report = b.check(true).unwrap();
         assert!(report.repaired);
         assert_eq!(report.dropped_keys, [b"b".to_vec()]);
-        assert_eq!(b.keys().unwrap(), [b"a".to_vec(), b"c".to_vec()]);
+        assert_eq!(b.keys().unwrap().collect::<Result<Vec<_>, _>>().unwrap(), [b"a".to_vec(), b"c".to_vec()]);
         assert!(b.check(false).unwrap().problems.is_empty());
     }
 }

@@ -101,7 +101,7 @@ use std::sync::Mutex;
 use redb::TableDefinition;
 use shelf_core::raw::{BackendOptions, Damage, Lifecycle, OpenBackend, Probe, ValueForm, range_is_empty};
 use shelf_core::{
-    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvRange, OpenError, StorageStats,
+    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvKeys, KvRange, OpenError, StorageStats,
 };
 
 /// The key of the commit number in the `shelf_meta` table: not UTF-8, so no
@@ -280,9 +280,9 @@ impl KvBackend for RedbBackend {
         Ok(self.len()? == 0)
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         self.life.live()?;
-        self.merged(Bound::Unbounded, Bound::Unbounded)?.map(|r| r.map(|(k, _)| k)).collect()
+        Ok(Box::new(self.merged(Bound::Unbounded, Bound::Unbounded)?.map(|r| r.map(|(k, _)| k))))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
@@ -436,7 +436,10 @@ mod tests {
         b.insert(b"c", b"3").unwrap();
         b.insert(b"d", b"40").unwrap();
         assert_eq!(b.len().unwrap(), 3);
-        assert_eq!(b.keys().unwrap(), [b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(
+            b.keys().unwrap().collect::<Result<Vec<_>, _>>().unwrap(),
+            [b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
         let back: Vec<_> =
             b.range(Bound::Unbounded, Bound::Unbounded).unwrap().rev().map(|r| r.unwrap()).collect();
         assert_eq!(back[0], (b"d".to_vec(), b"40".to_vec()));

@@ -55,7 +55,7 @@ use std::path::Path;
 
 use redis::{Cmd, Value};
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe};
-use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvPair, OpenError};
+use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvKeys, KvPair, OpenError};
 
 use conn::{Link, bad_reply};
 pub use url::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, RedisUrl, SCHEMES, UrlError, redact};
@@ -528,8 +528,12 @@ impl KvBackend for RedisBackend {
         Ok(total)
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.iter()?.map(|r| r.map(|(k, _)| k)).collect()
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        RedisBackend::get_many(self, keys)
+    }
+
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
+        Ok(Box::new(self.iter()?.map(|r| r.map(|(k, _)| k))))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

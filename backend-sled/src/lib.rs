@@ -94,7 +94,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shelf_core::raw::{BackendOptions, Damage, Lifecycle, OpenBackend, Probe, ValueForm, range_is_empty};
-use shelf_core::{BatchOp, Capabilities, Error, KvBackend, KvIter, KvRange, OpenError, StorageStats};
+use shelf_core::{BatchOp, Capabilities, Error, KvBackend, KvIter, KvKeys, KvRange, OpenError, StorageStats};
 
 pub use open::probe;
 /// The engine, re-exported so a program (or a test) can open the directory
@@ -267,8 +267,8 @@ impl KvBackend for SledBackend {
         Ok(self.walk(Bound::Unbounded, Bound::Unbounded)?.next().transpose()?.is_none())
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
-        self.walk(Bound::Unbounded, Bound::Unbounded)?.map(|r| r.map(|(k, _)| k)).collect()
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
+        Ok(Box::new(self.walk(Bound::Unbounded, Bound::Unbounded)?.map(|r| r.map(|(k, _)| k))))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
@@ -389,7 +389,11 @@ mod tests {
         b.insert(b"", b"").unwrap();
         assert_eq!(b.get(b"").unwrap(), Some(Vec::new()));
         assert_eq!(b.metadata("protocol").unwrap(), None);
-        assert_eq!(b.keys().unwrap(), [Vec::<u8>::new()], "the marker is no key");
+        assert_eq!(
+            b.keys().unwrap().collect::<Result<Vec<_>, _>>().unwrap(),
+            [Vec::<u8>::new()],
+            "the marker is no key"
+        );
         b.close().unwrap();
         let b = SledBackend::open(&path, &BackendOptions::with_flag(Flag::Read)).unwrap();
         assert_eq!(b.len().unwrap(), 1);

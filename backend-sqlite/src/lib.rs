@@ -103,7 +103,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe, Walk, owned_bound, range_is_empty};
 use shelf_core::{
-    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvRange, OpenError, StorageStats,
+    BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvKeys, KvRange, OpenError, StorageStats,
 };
 
 use crate::error::{SqlError, Tag};
@@ -223,7 +223,7 @@ impl KvBackend for SqliteBackend {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         let c = self.conn()?;
         let op = "list keys";
         let mut stmt = c.prepare_cached(format::ITER_KEYS).tag(op).map_err(|e| self.err(e))?;
@@ -232,7 +232,9 @@ impl KvBackend for SqliteBackend {
         while let Some(row) = rows.next().tag(op).map_err(|e| self.err(e))? {
             keys.push(read::bytes_of(row.get_ref(0).tag(op).map_err(|e| self.err(e))?, "a key", &self.path)?);
         }
-        Ok(keys)
+        // Collected: the statement borrows the connection's cache, which
+        // cannot outlive this call (`iter` pages through instead).
+        Ok(Box::new(keys.into_iter().map(Ok)))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

@@ -480,9 +480,20 @@ fn bincode_shelf_refuses_other_widths(mut s: shelf::DynShelf, what: &str) {
 #[test]
 fn bincode_never_reads_a_value_as_another() {
     let dir = tempfile::tempdir().unwrap();
-    let mem = OpenOptions::new().backend("memory").open(dir.path().join("mem")).unwrap();
-    assert_eq!(mem.protocol(), Protocol::Bincode, "the library's default");
+    let mem = OpenOptions::new()
+        .backend("memory")
+        .protocol(Protocol::Bincode)
+        .open(dir.path().join("mem"))
+        .unwrap();
     bincode_shelf_refuses_other_widths(mem, "memory");
+    // The default, MessagePack, stores the number itself: it reads as any
+    // type that holds it, and is refused by one that does not.
+    let mut mp = OpenOptions::new().backend("memory").open(dir.path().join("mp")).unwrap();
+    assert_eq!(mp.protocol(), Protocol::MessagePack, "the library's default");
+    mp.insert("i", &-5i64).unwrap();
+    assert_eq!(mp.get::<i8>("i").unwrap(), Some(-5));
+    assert!(matches!(mp.get::<u32>("i"), Err(shelf::Error::Decode { .. })));
+    assert!(matches!(mp.get::<String>("i"), Err(shelf::Error::Decode { .. })));
     if !registered("redb") {
         return eprintln!("skipped (redb part): not registered");
     }

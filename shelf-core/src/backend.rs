@@ -14,6 +14,11 @@ pub type KvPair = (Vec<u8>, Vec<u8>);
 /// engine can hit an I/O error half-way through a scan).
 pub type KvIter<'a> = Box<dyn Iterator<Item = Result<KvPair, Error>> + 'a>;
 
+/// An iterator over a backend's keys, streamed where the engine can (a
+/// million keys, or a remote store, are never held in memory at once by the
+/// contract itself). Each item may fail on its own, as in [`KvIter`].
+pub type KvKeys<'a> = Box<dyn Iterator<Item = Result<Vec<u8>, Error>> + 'a>;
+
 /// An ordered range of entries that can be walked from both ends.
 pub type KvRange<'a> = Box<dyn DoubleEndedIterator<Item = Result<KvPair, Error>> + 'a>;
 
@@ -48,6 +53,9 @@ pub struct Capabilities {
     /// components, no NUL, no leading or trailing `/`. Other keys are
     /// refused with [`Error::InvalidKey`]. False where any bytes are a key.
     pub path_keys: bool,
+    /// [`KvBackend::insert_with_ttl`] works: entries can expire on their own,
+    /// through the engine's native expiry.
+    pub expiry: bool,
 }
 
 impl Capabilities {
@@ -64,13 +72,14 @@ impl Capabilities {
         check: false,
         commit_number: false,
         path_keys: false,
+        expiry: false,
     };
 
     /// Every capability by its field name, with its value, in declaration
     /// order: what `shelf info` lists. The destructuring below names every
     /// field, so a capability added to the struct without a name here does
     /// not compile.
-    pub fn fields(&self) -> [(&'static str, bool); 10] {
+    pub fn fields(&self) -> [(&'static str, bool); 11] {
         let Capabilities {
             persistent,
             ordered_keys,
@@ -82,6 +91,7 @@ impl Capabilities {
             check,
             commit_number,
             path_keys,
+            expiry,
         } = *self;
         [
             ("persistent", persistent),
@@ -94,6 +104,7 @@ impl Capabilities {
             ("check", check),
             ("commit_number", commit_number),
             ("path_keys", path_keys),
+            ("expiry", expiry),
         ]
     }
 
@@ -349,12 +360,22 @@ pub struct StorageStats {
     pub reclaimable_bytes: Option<u64>,
     /// The files that make up the database (empty where unknown).
     pub files: Vec<PathBuf>,
+    /// What a completed [`KvBackend::flush`] survives on this database, in
+    /// one sentence (a network server's persistence settings, say), where
+    /// the backend knows more than its crate docs state.
+    pub durability: Option<String>,
 }
 
 impl StorageStats {
     /// Stats with the given figures.
     pub fn new(bytes_on_disk: u64, reclaimable_bytes: Option<u64>, files: Vec<PathBuf>) -> Self {
-        StorageStats { bytes_on_disk: Some(bytes_on_disk), reclaimable_bytes, files }
+        StorageStats { bytes_on_disk: Some(bytes_on_disk), reclaimable_bytes, files, durability: None }
+    }
+
+    /// The same stats with a durability sentence.
+    pub fn with_durability(mut self, durability: impl Into<String>) -> Self {
+        self.durability = Some(durability.into());
+        self
     }
 
     /// Nothing known: what [`KvBackend::stats`] answers by default.
@@ -471,8 +492,8 @@ pub trait KvBackend: Send {
     }
 
     /// Every key, in the backend's natural order (byte order where ordered,
-    /// insertion order for dumb).
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error>;
+    /// insertion order for dumb), streamed where the engine can.
+    fn keys(&self) -> Result<KvKeys<'_>, Error>;
 
     /// Every entry, in the same order as [`keys`](Self::keys).
     fn iter(&self) -> Result<KvIter<'_>, Error>;
@@ -520,6 +541,20 @@ pub trait KvBackend: Send {
     /// `commit_number` is true.
     fn commit_number(&self) -> Result<u64, Error> {
         Err(Error::Unsupported { backend: self.name(), operation: "commit numbers" })
+    }
+
+    /// The values of `keys`, in the same order: one round trip per node for
+    /// a network backend, one lock or buffer pass for a file backend where
+    /// it overrides this (the default gets them one by one).
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Stores `value` under `key` to expire after `ttl`, through the
+    /// engine's native expiry. Only where `capabilities().expiry` is true.
+    fn insert_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) -> Result<(), Error> {
+        let _ = (key, value, ttl);
+        Err(Error::Unsupported { backend: self.name(), operation: "expiry" })
     }
 
     /// Sizes on disk, where the backend knows them
@@ -600,7 +635,7 @@ impl<B: KvBackend + ?Sized> KvBackend for Box<B> {
     fn is_empty(&self) -> Result<bool, Error> {
         (**self).is_empty()
     }
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         (**self).keys()
     }
     fn iter(&self) -> Result<KvIter<'_>, Error> {
@@ -632,6 +667,12 @@ impl<B: KvBackend + ?Sized> KvBackend for Box<B> {
     }
     fn commit_number(&self) -> Result<u64, Error> {
         (**self).commit_number()
+    }
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        (**self).get_many(keys)
+    }
+    fn insert_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) -> Result<(), Error> {
+        (**self).insert_with_ttl(key, value, ttl)
     }
     fn stats(&self) -> Result<StorageStats, Error> {
         (**self).stats()

@@ -26,7 +26,8 @@ mod shelf;
 mod value;
 
 pub use backend::{
-    BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvPair, KvRange, SharedBytes, StorageStats,
+    BatchOp, Capabilities, CheckReport, Flag, KvBackend, KvIter, KvKeys, KvPair, KvRange, SharedBytes,
+    StorageStats,
 };
 pub use error::{BoxError, Error, OpenError};
 pub use memory::MemoryBackend;

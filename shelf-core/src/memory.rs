@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 use crate::backend::{
-    BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvRange, OpenBackend, Probe,
+    BackendOptions, BatchOp, Capabilities, Flag, KvBackend, KvIter, KvKeys, KvRange, OpenBackend, Probe,
 };
 use crate::error::{Error, OpenError};
 use crate::raw::{Lifecycle, range_is_empty};
@@ -75,9 +75,9 @@ impl KvBackend for MemoryBackend {
         Ok(self.map.len())
     }
 
-    fn keys(&self) -> Result<Vec<Vec<u8>>, Error> {
+    fn keys(&self) -> Result<KvKeys<'_>, Error> {
         self.state.live()?;
-        Ok(self.map.keys().cloned().collect())
+        Ok(Box::new(self.map.keys().map(|k| Ok(k.clone()))))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {

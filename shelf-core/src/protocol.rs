@@ -49,11 +49,36 @@ fn bincode_decode<T: DeserializeOwned, C: bincode::config::Config>(
     Ok(value)
 }
 
-/// A serialization format for values.
+/// The deepest nesting a MessagePack value may have when decoded (serde_json's
+/// limit too): a damaged or hostile value cannot exhaust the stack.
+const MSGPACK_DEPTH: usize = 128;
+
+/// Decodes one MessagePack value that must fill `bytes` exactly, as
+/// [`bincode_decode`] does.
+fn msgpack_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BoxError> {
+    let mut rest = bytes;
+    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    de.set_max_depth(MSGPACK_DEPTH);
+    let value = T::deserialize(&mut de)?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} trailing bytes after the MessagePack value: the stored value is damaged or not one value",
+            rest.len()
+        )
+        .into());
+    }
+    Ok(value)
+}
+
+/// A serialization format for values. Make one with the constructors
+/// ([`Protocol::msgpack`], [`Protocol::bincode`], [`Protocol::json`],
+/// [`Protocol::pickle`], [`Protocol::pickle_version`]) or parse a name
+/// (`"msgpack".parse()`); match on the variants.
 ///
 /// | protocol | self-describing | readable by Python | notes |
 /// |---|---|---|---|
-/// | `Bincode` | no | no | compact and fast; the default |
+/// | `MessagePack` | yes | yes (`msgpack`) | the default for new shelves; structs as maps with field names, so a struct can gain `#[serde(default)]` fields |
+/// | `Bincode` | no | no | the most compact and fastest; the exact Rust type is needed to read it |
 /// | `BincodeVarint` | no | no | what `Bincode` wrote before; read old shelves with it |
 /// | `Json` | yes | yes (`json`) | tuples, sets and bytes read back as lists |
 /// | `Pickle` | yes | yes (`pickle`, `shelve`) | CPython's own format |
@@ -80,8 +105,13 @@ fn bincode_decode<T: DeserializeOwned, C: bincode::config::Config>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Protocol {
-    /// bincode 2, little-endian with fixed-width integers (8-byte lengths).
+    /// MessagePack (rmp-serde), structs written as maps with their field
+    /// names: self-describing, so [`Value`], the CLI, Python's `msgpack`
+    /// and other languages read it, and a struct that gains a
+    /// `#[serde(default)]` field still reads its old values.
     #[default]
+    MessagePack,
+    /// bincode 2, little-endian with fixed-width integers (8-byte lengths).
     Bincode,
     /// bincode 2's standard configuration (little-endian, varint integers):
     /// what [`Bincode`](Self::Bincode) wrote before, kept to read those shelves.
@@ -95,17 +125,48 @@ pub enum Protocol {
 impl Protocol {
     /// Every protocol name, as `FromStr` accepts them (`pickle` is
     /// `pickle3`).
-    pub const NAMES: &'static [&'static str] =
-        &["bincode", "bincode-varint", "json", "pickle", "pickle2", "pickle3", "pickle4", "pickle5"];
+    pub const NAMES: &'static [&'static str] = &[
+        "msgpack",
+        "bincode",
+        "bincode-varint",
+        "json",
+        "pickle",
+        "pickle2",
+        "pickle3",
+        "pickle4",
+        "pickle5",
+    ];
 
-    /// The pickle protocol with default options.
+    /// MessagePack: the default for new shelves.
+    pub fn msgpack() -> Self {
+        Protocol::MessagePack
+    }
+
+    /// bincode with fixed-width integers.
+    pub fn bincode() -> Self {
+        Protocol::Bincode
+    }
+
+    /// JSON.
+    pub fn json() -> Self {
+        Protocol::Json
+    }
+
+    /// The pickle protocol with default options (pickle protocol 3, which
+    /// every CPython 3 reads).
     pub fn pickle() -> Self {
         Protocol::Pickle(PickleOptions::default())
+    }
+
+    /// Pickle writing protocol `version` (clamped to 2..=5).
+    pub fn pickle_version(version: u8) -> Self {
+        Protocol::Pickle(PickleOptions::default().with_version(version))
     }
 
     /// The protocol's name, as `FromStr` accepts it and messages show it.
     pub fn name(&self) -> &'static str {
         match self {
+            Protocol::MessagePack => "msgpack",
             Protocol::Bincode => "bincode",
             Protocol::BincodeVarint => "bincode-varint",
             Protocol::Json => "json",
@@ -190,6 +251,7 @@ impl Protocol {
     /// or type test is needed.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
         Ok(match self {
+            Protocol::MessagePack => rmp_serde::to_vec_named(value)?,
             Protocol::Bincode => bincode::serde::encode_to_vec(value, fixint_config())?,
             Protocol::BincodeVarint => bincode::serde::encode_to_vec(value, varint_config())?,
             Protocol::Json => serde_json::to_vec(value)?,
@@ -202,6 +264,7 @@ impl Protocol {
     /// [`decode_value`](Self::decode_value) does.
     pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, BoxError> {
         Ok(match self {
+            Protocol::MessagePack => msgpack_decode(bytes)?,
             Protocol::Bincode => bincode_decode(bytes, fixint_config())?,
             Protocol::BincodeVarint => bincode_decode(bytes, varint_config())?,
             Protocol::Json => serde_json::from_slice(bytes)?,
@@ -225,6 +288,7 @@ impl Protocol {
             Protocol::Bincode | Protocol::BincodeVarint => {
                 Err("bincode is not self-describing: read a concrete type, not Value".into())
             }
+            Protocol::MessagePack => msgpack_decode(bytes),
             Protocol::Json => Ok(serde_json::from_slice(bytes)?),
             Protocol::Pickle(o) => pickle::decode_value(bytes, o),
         }
@@ -234,10 +298,12 @@ impl Protocol {
 impl FromStr for Protocol {
     type Err = OpenError;
 
-    /// Parses `bincode` (or `bincode-fixint`), `bincode-varint`, `json`,
-    /// `pickle` (protocol 3), `pickle2`, `pickle3`, `pickle4` or `pickle5`.
+    /// Parses `msgpack` (or `messagepack`), `bincode` (or
+    /// `bincode-fixint`), `bincode-varint`, `json`, `pickle` (protocol 3),
+    /// `pickle2`, `pickle3`, `pickle4` or `pickle5`.
     fn from_str(s: &str) -> Result<Self, OpenError> {
         match s {
+            "msgpack" | "messagepack" => Ok(Protocol::MessagePack),
             "bincode" | "bincode-fixint" => Ok(Protocol::Bincode),
             "bincode-varint" => Ok(Protocol::BincodeVarint),
             "json" => Ok(Protocol::Json),
@@ -272,6 +338,60 @@ mod tests {
         assert!(matches!(s.get::<u32>("big"), Err(Error::Decode { .. })));
     }
 
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct V1 {
+        name: String,
+        count: u32,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct V2 {
+        name: String,
+        count: u32,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn msgpack_is_the_default_and_reads_back_without_the_type() {
+        let mut s = Shelf::new(MemoryBackend::new(), crate::ShelfOptions::default()).unwrap();
+        assert_eq!(s.protocol(), Protocol::MessagePack);
+        s.insert("rec", &V1 { name: "a".into(), count: 2 }).unwrap();
+        // A struct that gained a defaulted field reads the old value.
+        let v2: V2 = s.get("rec").unwrap().unwrap();
+        assert_eq!(v2, V2 { name: "a".into(), count: 2, tags: vec![] });
+        // And so does a reader with no Rust type at all: field names kept.
+        let v: Value = s.get("rec").unwrap().unwrap();
+        let Value::Dict(pairs) = v else { panic!("a map, got {v:?}") };
+        assert_eq!(pairs[0], (Value::Str("name".into()), Value::Str("a".into())));
+        assert_eq!(pairs[1], (Value::Str("count".into()), Value::Int(2)));
+    }
+
+    #[test]
+    fn msgpack_refuses_trailing_bytes_deep_nesting_and_wrong_types() {
+        let p = Protocol::MessagePack;
+        let mut bytes = p.encode(&1u8).unwrap();
+        bytes.push(0xc0);
+        assert!(p.decode::<u8>(&bytes).unwrap_err().to_string().contains("trailing"));
+        assert!(p.decode::<String>(&p.encode(&7u32).unwrap()).is_err());
+        // 100,000 nested one-element arrays: an error, not a stack overflow.
+        let deep = [vec![0x91u8; 100_000], vec![0xc0]].concat();
+        assert!(p.decode_value(&deep).is_err());
+        assert!(p.decode_value(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err(), "a huge array length, no bytes");
+        for v in [
+            Value::None,
+            Value::Bool(true),
+            Value::Int(-5),
+            Value::Float(1.5),
+            Value::Str("é".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::List(vec![Value::Int(1), Value::Str("x".into())]),
+            Value::Dict(vec![(Value::Str("k".into()), Value::List(vec![]))]),
+        ] {
+            assert_eq!(p.decode_value(&p.encode_value(&v).unwrap()).unwrap(), v);
+        }
+    }
+
     #[test]
     fn varint_bincode_catches_trailing_bytes_only() {
         let p = Protocol::BincodeVarint;
@@ -285,7 +405,13 @@ mod tests {
     fn records_keep_old_bincode_shelves_readable() {
         assert_eq!(Protocol::from_record("bincode").unwrap(), Protocol::BincodeVarint);
         assert_eq!(Protocol::from_record("bincode-fixint").unwrap(), Protocol::Bincode);
-        for p in [Protocol::Bincode, Protocol::BincodeVarint, Protocol::Json, Protocol::pickle()] {
+        for p in [
+            Protocol::MessagePack,
+            Protocol::Bincode,
+            Protocol::BincodeVarint,
+            Protocol::Json,
+            Protocol::pickle(),
+        ] {
             assert_eq!(Protocol::from_record(p.record_name()).unwrap(), p);
             assert_eq!(p.name().parse::<Protocol>().unwrap(), p);
         }

@@ -47,12 +47,15 @@ impl<B: KvBackend> Shelf<B> {
     /// never match.
     pub fn keys_matching(&self, pattern: &str) -> Result<Vec<String>, Error> {
         let matcher = glob_matcher(pattern)?;
-        Ok(self
-            .keys_raw()?
-            .into_iter()
-            .filter_map(|k| String::from_utf8(k).ok())
-            .filter(|k| matcher.is_match(k))
-            .collect())
+        let mut matched = Vec::new();
+        for key in self.keys_raw()? {
+            if let Ok(k) = String::from_utf8(key?)
+                && matcher.is_match(&k)
+            {
+                matched.push(k);
+            }
+        }
+        Ok(matched)
     }
 
     /// pickleshare's `waitget`: the value of `key` once it exists, polling

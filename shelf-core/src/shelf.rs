@@ -25,7 +25,7 @@ const PROTOCOL_META: &str = "protocol";
 #[non_exhaustive]
 pub struct ShelfOptions {
     /// The protocol asked for; `None` takes the one the shelf records, else
-    /// pickle for Python formats, else [`Protocol::Bincode`].
+    /// pickle for Python formats, else [`Protocol::MessagePack`].
     pub protocol: Option<Protocol>,
     /// CPython's `writeback`: values handed out by [`Shelf::get_mut`] are
     /// cached and written back on [`Shelf::sync`] and [`Shelf::close`].
@@ -185,7 +185,7 @@ impl<B: KvBackend> std::fmt::Debug for Shelf<B> {
 impl<B: KvBackend> Shelf<B> {
     /// Wraps an open backend, settling the protocol: the one the shelf
     /// records (asking for another is [`OpenError::ProtocolMismatch`]), else
-    /// the one asked for, else pickle for Python formats, else bincode. A
+    /// the one asked for, else pickle for Python formats, else MessagePack. A
     /// writable shelf whose backend keeps metadata records its protocol.
     ///
     /// # Errors
@@ -226,7 +226,7 @@ impl<B: KvBackend> Shelf<B> {
                 let p = match options.protocol {
                     Some(p) => p,
                     None if caps.python_format => python_shelf_protocol(&backend),
-                    None => Protocol::Bincode,
+                    None => Protocol::MessagePack,
                 };
                 if caps.metadata && !options.read_only {
                     match backend.set_metadata(PROTOCOL_META, p.record_name().as_bytes()) {
@@ -412,6 +412,25 @@ impl<B: KvBackend> Shelf<B> {
         Ok(())
     }
 
+    /// Stores `value` under `key` to expire after `ttl`, through the
+    /// backend's native expiry (`capabilities().expiry`).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] where the backend has no expiry; as
+    /// [`insert`](Self::insert) otherwise.
+    pub fn insert_with_ttl<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: &T,
+        ttl: std::time::Duration,
+    ) -> Result<(), Error> {
+        let key = key.as_ref();
+        let bytes = self.encode(key, value)?;
+        self.backend_mut()?.insert_with_ttl(key, &bytes, ttl)?;
+        self.cache.remove(key);
+        Ok(())
+    }
+
     /// `del s[key]`: removes `key`, returning whether it was present.
     ///
     /// # Errors
@@ -448,20 +467,24 @@ impl<B: KvBackend> Shelf<B> {
         self.backend()?.is_empty()
     }
 
-    /// `list(s)` / `s.keys()`, as strings.
+    /// `s.keys()`, as strings, lazily: keys stream from the backend (a
+    /// million keys, or a remote store, are never all in memory at once).
+    /// `shelf.keys()?.collect::<Result<Vec<_>, _>>()` makes Python's
+    /// `list(s)`.
     ///
     /// # Errors
-    /// [`Error::KeyNotUtf8`] for a key that is not UTF-8 (use
-    /// [`keys_raw`](Self::keys_raw)); backend errors.
-    pub fn keys(&self) -> Result<Vec<String>, Error> {
-        self.keys_raw()?.into_iter().map(utf8_key).collect()
+    /// [`Error::Closed`]; the iterator yields [`Error::KeyNotUtf8`] for a
+    /// key that is not UTF-8 (use [`keys_raw`](Self::keys_raw)) and backend
+    /// errors.
+    pub fn keys(&self) -> Result<impl Iterator<Item = Result<String, Error>> + '_, Error> {
+        Ok(self.keys_raw()?.map(|k| utf8_key(k?)))
     }
 
-    /// Every key as raw bytes.
+    /// Every key as raw bytes, lazily.
     ///
     /// # Errors
-    /// Backend errors.
-    pub fn keys_raw(&self) -> Result<Vec<Vec<u8>>, Error> {
+    /// [`Error::Closed`]; the iterator yields backend errors.
+    pub fn keys_raw(&self) -> Result<crate::KvKeys<'_>, Error> {
         self.backend()?.keys()
     }
 
@@ -503,12 +526,32 @@ impl<B: KvBackend> Shelf<B> {
         Ok((k, value))
     }
 
-    /// `s.values()`, decoded as `T`.
+    /// `s.values()`, decoded as `T`, lazily.
     ///
     /// # Errors
     /// As [`items`](Self::items).
-    pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
-        self.items_raw::<T>()?.map(|r| r.map(|(_, v)| v)).collect()
+    pub fn values<T: DeserializeOwned>(&self) -> Result<impl Iterator<Item = Result<T, Error>> + '_, Error> {
+        Ok(self.items_raw::<T>()?.map(|r| r.map(|(_, v)| v)))
+    }
+
+    /// Every entry as `(key, value)` with the value as a dynamic
+    /// [`Value`](crate::Value), lazily: what `for (k, v) in &shelf` walks
+    /// (see [`Iter`]).
+    pub fn iter(&self) -> Iter<'_> {
+        let walk = self.backend().and_then(|b| b.iter());
+        match walk {
+            Ok(pairs) => {
+                // Each entry keeps its own decode error: the walk goes on.
+                let items = pairs.map(move |item| {
+                    item.map(|(k, v)| {
+                        let value = self.decode_pair::<crate::Value>((k.clone(), v)).map(|(_, v)| v);
+                        (k, value)
+                    })
+                });
+                Iter { items: Some(Box::new(items)), failed: None }
+            }
+            Err(e) => Iter { items: None, failed: Some(e) },
+        }
     }
 
     /// `s.pop(key)`: removes `key` and returns its value.
@@ -583,7 +626,7 @@ impl<B: KvBackend> Shelf<B> {
     /// # Errors
     /// [`Error::ReadOnly`] on a non-empty read-only shelf; backend errors.
     pub fn clear(&mut self) -> Result<(), Error> {
-        let keys = self.keys_raw()?;
+        let keys = self.keys_raw()?.collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Ok(());
         }
@@ -670,6 +713,73 @@ impl<B: KvBackend> Shelf<B> {
             None => Ok(()),
         };
         synced.and(closed)
+    }
+}
+
+/// The iterator of `for (key, value) in &shelf`: every entry with its key as
+/// a string and its value as a [`Value`](crate::Value), streamed from the
+/// backend.
+///
+/// A stored entry can fail to read where a `HashMap` entry cannot, so the
+/// value is a `Result`: `for (k, v) in &shelf { let v = v?; ... }`. An
+/// entry whose value does not decode, or whose key is not UTF-8 (shown
+/// lossily, with [`Error::KeyNotUtf8`]), is yielded with its error and the
+/// walk goes on; an error of the walk itself (a closed shelf, an I/O error
+/// half-way) is yielded once with an empty key, and ends it.
+///
+/// ```
+/// use shelf_core::{MemoryBackend, Protocol, Shelf, Value};
+/// let mut s = Shelf::with_backend(MemoryBackend::new(), Protocol::MessagePack)?;
+/// s.insert("a", &1)?;
+/// for (key, value) in &s {
+///     assert_eq!((key.as_str(), value?), ("a", Value::Int(1)));
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Iter<'a> {
+    items: Option<Entries<'a>>,
+    failed: Option<Error>,
+}
+
+/// What [`Iter`] walks: each stored entry, its value decoded on its own.
+type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Result<crate::Value, Error>), Error>> + 'a>;
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").field("done", &self.items.is_none()).finish()
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (String, Result<crate::Value, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            self.items = None;
+            return Some((String::new(), Err(e)));
+        }
+        match self.items.as_mut()?.next()? {
+            Ok((k, v)) => Some(match String::from_utf8(k) {
+                Ok(k) => (k, v),
+                Err(e) => {
+                    let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    (shown, Err(Error::KeyNotUtf8 { key: show_key(e.as_bytes()) }))
+                }
+            }),
+            Err(e) => {
+                self.items = None;
+                Some((String::new(), Err(e)))
+            }
+        }
+    }
+}
+
+impl<'a, B: KvBackend> IntoIterator for &'a Shelf<B> {
+    type Item = (String, Result<crate::Value, Error>);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 

@@ -16,7 +16,7 @@ use std::ops::Bound;
 
 use shelf::{BatchOp, Capabilities, Error, Flag, KvBackend, OpenError};
 
-use crate::{Scratch, Subject, flag_options, skip};
+use crate::{Collected, Scratch, Subject, flag_options, skip};
 
 /// Keys every backend must take: empty, binary, non-ASCII, quotes, escapes.
 const KEYS: &[&[u8]] = &[
@@ -169,7 +169,7 @@ pub fn keys_and_iter_agree<S: Subject>(s: &S) {
     }
     b.insert(keys[0], b"changed").unwrap();
     expected.insert(keys[0].to_vec(), b"changed".to_vec());
-    let keys = b.keys().unwrap();
+    let keys = b.keys().collected().unwrap();
     assert_eq!(keys.len(), expected.len(), "keys yields each key once");
     assert_eq!(sorted(keys.clone()), expected.keys().cloned().collect::<Vec<_>>());
     let pairs: Vec<_> = b.iter().unwrap().map(|r| r.unwrap()).collect();
@@ -289,7 +289,7 @@ pub fn metadata_is_separate<S: Subject>(s: &S) {
     b.insert(b"k", b"v").unwrap();
     b.set_metadata("m", b"meta").unwrap();
     assert_eq!(b.metadata("m").unwrap().as_deref(), Some(&b"meta"[..]));
-    assert_eq!(b.keys().unwrap(), vec![b"k".to_vec()]);
+    assert_eq!(b.keys().collected().unwrap(), vec![b"k".to_vec()]);
     assert_eq!(b.len().unwrap(), 1);
     assert_eq!(b.get(b"m").unwrap(), None);
     if caps.persistent {

@@ -251,3 +251,17 @@ macro_rules! conformance_cases {
 /// The seeded generator of the bench, for tests whose random choices
 /// must be reproducible from a logged seed.
 pub use shelf_cli::rng::Rng;
+
+/// Collects a streamed listing (the contract's and the shelf's `keys`,
+/// `keys_raw` and `values` are lazy) into a `Vec`, for tests that compare
+/// whole listings: `b.keys().collected()?`.
+pub trait Collected<T> {
+    /// Every item, or the first error (of the call or of an item).
+    fn collected(self) -> Result<Vec<T>, shelf::Error>;
+}
+
+impl<T, I: Iterator<Item = Result<T, shelf::Error>>> Collected<T> for Result<I, shelf::Error> {
+    fn collected(self) -> Result<Vec<T>, shelf::Error> {
+        self?.collect()
+    }
+}

@@ -4,6 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use shelf::{Error, Flag, OpenError, OpenOptions, Protocol, Value};
+use shelf_tests::Collected;
 use shelf_tests::Scratch;
 
 /// Every compiled-in backend that keeps data on disk.
@@ -129,7 +130,7 @@ fn invalid_utf8_in_a_key() {
         let scratch = Scratch::new();
         let mut db = open(backend, &scratch.path, Protocol::Bincode);
         match db.insert(&b"bad \xff key"[..], &1i64) {
-            Ok(()) => match db.keys() {
+            Ok(()) => match db.keys().collected() {
                 Err(Error::KeyNotUtf8 { key }) => assert!(key.starts_with("bad "), "{backend}: {key}"),
                 other => panic!("{backend}: expected KeyNotUtf8, got {other:?}"),
             },
@@ -220,7 +221,7 @@ fn a_truncated_dat_file() {
     let mut db = OpenOptions::new().flag(Flag::Write).salvage(true).open(&scratch.path).unwrap();
     let report = db.backend_mut().unwrap().check(true).unwrap();
     assert_eq!((report.good_entries, report.problems.len(), report.repaired), (1, 1, true), "{report:?}");
-    assert_eq!(db.keys().unwrap(), ["first"]);
+    assert_eq!(db.keys().collected().unwrap(), ["first"]);
     db.close().unwrap();
     assert!(OpenOptions::new().flag(Flag::Read).open(&scratch.path).is_ok());
 }

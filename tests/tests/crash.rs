@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_bytes::ByteBuf;
 use shelf::{Flag, OpenOptions};
+use shelf_tests::Collected;
 use shelf_tests::crash::{PROTOCOL, key, overwritten, value};
 use shelf_tests::{Rng, Scratch};
 
@@ -113,7 +114,7 @@ fn verify(backend: &str, path: &str, synced: &[Option<u64>], round: u64) {
         }
     }
     // Whatever else is there (unsynced batches that made it) must be whole.
-    for k in db.keys().unwrap() {
+    for k in db.keys().collected().unwrap() {
         let parts: Vec<u64> = k.split('-').filter_map(|p| p[1..].parse().ok()).collect();
         let [r, b, i] = parts[..] else { panic!("{backend}: unexpected key {k}") };
         let got: ByteBuf = db.get(&k).unwrap().unwrap();

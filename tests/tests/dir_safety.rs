@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use backend_dir::{DirBackend, MARKER};
 use shelf::raw::{BackendOptions, OpenBackend, Probe};
 use shelf::{BatchOp, Error, Flag, KvBackend, OpenError, OpenOptions, Protocol, WhichDb};
+use shelf_tests::Collected;
 use shelf_tests::Scratch;
 use shelf_tests::python::Python;
 
@@ -178,7 +179,7 @@ fn a_shelf_directory_is_mine_by_its_marker_with_any_protocol() {
     assert_eq!(DirBackend::probe(&scratch.path), Probe::Mine);
     assert_eq!(shelf::whichdb(&scratch.path), WhichDb::Backend("dir"));
     let db = OpenOptions::new().flag(Flag::Read).protocol(Protocol::Json).open(&scratch.path).unwrap();
-    assert_eq!(db.keys().unwrap(), ["a/b", "c"], "the marker is no key");
+    assert_eq!(db.keys().collected().unwrap(), ["a/b", "c"], "the marker is no key");
     // Without the marker the same directory is a folder of JSON files.
     drop(db);
     std::fs::remove_file(scratch.path.join(MARKER)).unwrap();
@@ -238,7 +239,7 @@ fn symlinks_planted_inside_never_reach_outside() {
     // A symlink that stays inside is followed, as pickleshare does.
     assert_eq!(db.get(b"alias").unwrap().as_deref(), Some(&b"\x80\x02K\x01."[..]));
     // Listings never follow a symlink, and never return outside content.
-    let keys = db.keys().unwrap();
+    let keys = db.keys().collected().unwrap();
     assert_eq!(keys, vec![b"inside".to_vec(), b"ok".to_vec()]);
     for item in db.iter().unwrap() {
         let (k, v) = item.unwrap();

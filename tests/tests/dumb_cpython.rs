@@ -21,6 +21,7 @@ use backend_dumb::DumbBackend;
 use shelf::WhichDb;
 use shelf_core::raw::BackendOptions;
 use shelf_core::{Flag, KvBackend, OpenError};
+use shelf_tests::Collected;
 use shelf_tests::Scratch;
 use shelf_tests::python::Python;
 
@@ -213,7 +214,7 @@ fn rust_apply(path: &Path, ops: &[Op]) {
 /// `get_shared` both.
 fn rust_read(path: &Path) -> Pairs {
     let db = open(path, Flag::Read);
-    let keys = db.keys().unwrap();
+    let keys = db.keys().collected().unwrap();
     assert_eq!(keys.len(), db.len().unwrap());
     keys.into_iter()
         .map(|k| {
@@ -546,7 +547,7 @@ fn python_writes_rust_reads() {
     for (k, v) in &want {
         assert!(raw.get(k).unwrap().as_deref() == Some(&v[..]), "facade: value of {}", show(k));
     }
-    let listed: Vec<Vec<u8>> = raw.keys().unwrap();
+    let listed: Vec<Vec<u8>> = raw.keys().collected().unwrap();
     assert_eq!(listed, want.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>());
     drop(db);
     // shelf::open (flag c) opens it too and, unchanged, leaves it as it was.

@@ -11,6 +11,7 @@ use backend_dumb::DumbBackend;
 use backend_dumb::fault;
 use shelf_core::raw::BackendOptions;
 use shelf_core::{Error, Flag, KvBackend};
+use shelf_tests::Collected;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -57,7 +58,7 @@ fn workload(db: &mut DumbBackend, current: &mut Model, synced: &mut Model) -> Re
 }
 
 fn state(db: &DumbBackend) -> Model {
-    db.keys().unwrap().into_iter().map(|k| (k.clone(), db.get(&k).unwrap().unwrap())).collect()
+    db.keys().collected().unwrap().into_iter().map(|k| (k.clone(), db.get(&k).unwrap().unwrap())).collect()
 }
 
 #[test]

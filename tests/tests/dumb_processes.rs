@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use backend_dumb::DumbBackend;
 use shelf_core::raw::BackendOptions;
 use shelf_core::{Flag, KvBackend, OpenError};
+use shelf_tests::Collected;
 use shelf_tests::Scratch;
 
 /// Set in a child process: the database path it works on.
@@ -251,7 +252,7 @@ fn poll(db: &DumbBackend, target: u64, limit: Duration) -> Result<usize, String>
         }
         last_number = number;
         seen.insert(before);
-        let keys = db.keys().map_err(|e| e.to_string())?;
+        let keys = db.keys().collected().map_err(|e| e.to_string())?;
         if keys.len() != KEYS as usize + 1 {
             return Err(format!("{} keys listed at commit {before}", keys.len()));
         }
@@ -306,7 +307,7 @@ fn verify(db: &DumbBackend, limit: Duration) -> Result<(u64, usize), String> {
     let mut rounds = 0u64;
     while Instant::now() < deadline {
         rounds += 1;
-        for key in db.keys().map_err(|e| format!("keys: {e}"))? {
+        for key in db.keys().collected().map_err(|e| format!("keys: {e}"))? {
             let name = String::from_utf8(key.clone()).map_err(|_| "a key that is not UTF-8")?;
             let value = if rounds.is_multiple_of(2) {
                 db.get(&key).map_err(|e| format!("get {name}: {e}"))?

@@ -15,6 +15,7 @@ use backend_redb::RedbBackend;
 use backend_sled::SledBackend;
 use shelf_core::raw::{BackendOptions, OpenBackend, Probe, show_key};
 use shelf_core::{Error, Flag, KvBackend, OpenError};
+use shelf_tests::Collected;
 use shelf_tests::{Rng, Scratch};
 
 const N: usize = 300;
@@ -97,7 +98,7 @@ fn read_all(b: &dyn KvBackend, what: &str, tally: &mut Tally) -> bool {
         assert_eq!(p, b"bincode", "{what}: metadata changed");
     }
     let listed: Result<Vec<_>, Error> = b.iter().and_then(|it| it.collect());
-    let keys = b.keys();
+    let keys = b.keys().collected();
     let len = b.len();
     match &listed {
         Ok(all) => {
@@ -194,7 +195,7 @@ fn redb_value_checksums_name_the_key_and_check_does_not_repair() {
         other => panic!("a damaged value must be Corrupted, got {other:?}"),
     }
     assert_eq!(b.get(&key(41)).unwrap(), Some(value(41)), "the other values still read");
-    assert!(matches!(b.keys(), Err(Error::Corrupted { .. })));
+    assert!(matches!(b.keys().collected(), Err(Error::Corrupted { .. })));
     let report = b.check(false).unwrap();
     assert!(!report.is_clean() && !report.repaired, "{report:?}");
     assert!(report.problems.iter().any(|p| p.contains("key-0042")), "{report:?}");
@@ -231,7 +232,7 @@ fn redb_check_repair_drops_and_names_entries_whose_checksum_fails() {
     assert!(report.repaired, "{report:?}");
     assert_eq!(report.dropped_keys, vec![key(7)]);
     assert_eq!(b.len().unwrap(), N - 1);
-    assert_eq!(b.keys().unwrap().len(), N - 1);
+    assert_eq!(b.keys().collected().unwrap().len(), N - 1);
     assert!(b.check(false).unwrap().is_clean());
 }
 

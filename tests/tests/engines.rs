@@ -17,6 +17,7 @@ use backend_redb::RedbBackend;
 use backend_sled::SledBackend;
 use shelf_core::raw::{BackendOptions, OpenBackend, Probe};
 use shelf_core::{BatchOp, Error, Flag, KvBackend, OpenError};
+use shelf_tests::Collected;
 use shelf_tests::{Rng, Scratch, Static, conformance_suite};
 
 conformance_suite!(redb, Static::<RedbBackend>::new());
@@ -341,7 +342,7 @@ fn redb_multi_process_sees_other_process_sync() {
     assert!(mine.contains(b"from-child").unwrap());
     assert_eq!(mine.len().unwrap(), 2, "len sees the other process's key");
     assert!(mine.commit_number().unwrap() > before, "the commit number shows the other process's commit");
-    let keys = mine.keys().unwrap();
+    let keys = mine.keys().collected().unwrap();
     assert_eq!(keys, vec![b"before".to_vec(), b"from-child".to_vec()]);
     // And the other way round.
     mine.insert(b"from-parent", b"hi").unwrap();
@@ -367,7 +368,7 @@ fn redb_multi_process_handles_share_in_process() {
     b.insert(b"b", b"2").unwrap();
     b.remove(b"a").unwrap();
     b.flush().unwrap();
-    assert_eq!(a.keys().unwrap(), vec![b"b".to_vec()]);
+    assert_eq!(a.keys().collected().unwrap(), vec![b"b".to_vec()]);
     // A single-process open is refused while they hold the file.
     assert_locked(RedbBackend::open(&scratch.path, &opts(Flag::Write)), &scratch.path);
     a.close().unwrap();
@@ -518,7 +519,7 @@ fn random_key(rng: &mut Rng) -> Vec<u8> {
 /// from both ends in random interleavings, against a `BTreeMap`.
 fn ranges_match_model(b: &mut dyn KvBackend, seed: u64) {
     let mut rng = Rng(seed);
-    for k in b.keys().unwrap() {
+    for k in b.keys().collected().unwrap() {
         b.remove(&k).unwrap();
     }
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
@@ -543,7 +544,7 @@ fn ranges_match_model(b: &mut dyn KvBackend, seed: u64) {
         assert_eq!(b.len().unwrap(), model.len());
         let all: Vec<_> = b.iter().unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(all, model.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
-        assert_eq!(b.keys().unwrap(), model.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(b.keys().collected().unwrap(), model.keys().cloned().collect::<Vec<_>>());
         for _ in 0..20 {
             let (lo, hi) = (random_key(&mut rng), random_key(&mut rng));
             let (lo, hi) = (bound(rng.below(3), &lo), bound(rng.below(3), &hi));
@@ -746,7 +747,7 @@ fn redb_maintenance() {
     let report = b.check(false).unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.good_entries, 1);
-    assert_eq!(b.keys().unwrap(), vec![b"kept".to_vec()]);
+    assert_eq!(b.keys().collected().unwrap(), vec![b"kept".to_vec()]);
     b.close().unwrap();
     drop(b);
     let mut r = RedbBackend::open(&scratch.path, &opts(Flag::Read)).unwrap();

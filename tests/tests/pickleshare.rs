@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use shelf::{Flag, OpenOptions, Protocol, Value, WhichDb};
+use shelf_tests::Collected;
 use shelf_tests::Scratch;
 use shelf_tests::python::Python;
 
@@ -39,7 +40,7 @@ fn pickleshare_writes_rust_reads() {
     assert_eq!(shelf::whichdb(&scratch.path), WhichDb::Backend("dir"));
     let db = OpenOptions::new().flag(Flag::Read).open(&scratch.path).unwrap();
     assert_eq!(db.protocol().family(), "pickle", "a pickleshare directory opens with pickle by itself");
-    let mut keys = db.keys().unwrap();
+    let mut keys = db.keys().collected().unwrap();
     keys.sort();
     assert_eq!(keys, ["aku ankka", "bytes", "hello", "paths/are/ok/key", "text"]);
     assert_eq!(db.get::<i64>("hello").unwrap(), Some(15));
@@ -109,7 +110,7 @@ fn four_processes_share_one_directory_without_torn_values() {
     let db = OpenOptions::new().flag(Flag::Read).open(&scratch.path).unwrap();
     assert_eq!(db.keys_matching("p*/k*").unwrap().len(), 4 * n);
     assert_eq!(db.keys_matching("shared/*").unwrap().len(), 10);
-    for key in db.keys().unwrap() {
+    for key in db.keys().collected().unwrap() {
         let v: serde_bytes::ByteBuf = db.get(&key).unwrap().unwrap();
         assert!(v.len() == 64 * 1024 && v.iter().all(|b| *b == v[0]), "torn value at {key}");
     }

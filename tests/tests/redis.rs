@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use backend_redis::RedisBackend;
 use shelf::raw::{BackendOptions, OpenBackend};
 use shelf::{Capabilities, Flag, KvBackend, OpenError, OpenOptions, Shelf, WhichDb};
+use shelf_tests::Collected;
 use shelf_tests::redis_server::{RedisCluster, RedisServer, raw_command, unavailable};
 use shelf_tests::{Subject, skip};
 
@@ -232,7 +233,7 @@ fn namespaces_never_see_each_other() {
     b.set_metadata("protocol", b"x").unwrap();
     b.flush().unwrap();
     assert_eq!(b.len().unwrap(), 1);
-    assert_eq!(b.keys().unwrap(), vec![b"key0".to_vec()]);
+    assert_eq!(b.keys().collected().unwrap(), vec![b"key0".to_vec()]);
     assert_all(&a, 50);
     assert_eq!(a.metadata("protocol").unwrap(), None);
     // flag n empties one namespace only.

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shelf::{Flag, OpenOptions, Protocol, Value, WhichDb};
+use shelf_tests::Collected;
 use shelf_tests::python::Python;
 
 fn python(case: &str) -> Option<Python> {
@@ -71,7 +72,7 @@ print(dbm.whichdb(sys.argv[1]))
     assert_eq!(db.get::<Value>("bytes").unwrap(), Some(Value::Bytes(vec![0, 0xff])));
     assert_eq!(db.get::<String>("ключ").unwrap().as_deref(), Some("значение"));
     assert!(matches!(db.get::<Value>("big").unwrap(), Some(Value::BigInt(_)) | Some(Value::Int(_))));
-    let mut keys = db.keys().unwrap();
+    let mut keys = db.keys().collected().unwrap();
     keys.sort();
     assert_eq!(keys, ["apples", "big", "bytes", "gone", "over", "ключ"]);
     db.insert(

@@ -138,16 +138,28 @@ fn glob_matches(m: &GlobMatcher, key: &[u8]) -> bool {
 pub fn keys(path: &Path, opts: &DbOpts, glob: Option<&str>, json: bool, out: Out) -> Result<(), CliError> {
     let matcher = glob.map(glob_matcher).transpose()?;
     let s = opts.open_read("keys", path)?;
-    let keys: Vec<Vec<u8>> =
-        s.keys_raw()?.into_iter().filter(|k| matcher.as_ref().is_none_or(|m| glob_matches(m, k))).collect();
+    // Streamed: a million keys, or a remote store, are printed as they come.
+    let mut first = true;
     if json {
-        let arr: Vec<String> = keys.iter().map(|k| json_value::key_to_json(k)).collect();
-        serde_json::to_writer(&mut *out, &arr).map_err(|e| write_err(e.into()))?;
-        writeln!(out).map_err(write_err)?;
-    } else {
-        for k in &keys {
-            writeln!(out, "{}", db::key_line(k)).map_err(write_err)?;
+        write!(out, "[").map_err(write_err)?;
+    }
+    for key in s.keys_raw()? {
+        let k = key?;
+        if !matcher.as_ref().is_none_or(|m| glob_matches(m, &k)) {
+            continue;
         }
+        if json {
+            let sep = if first { "" } else { "," };
+            let shown =
+                serde_json::to_string(&json_value::key_to_json(&k)).map_err(|e| write_err(e.into()))?;
+            write!(out, "{sep}{shown}").map_err(write_err)?;
+        } else {
+            writeln!(out, "{}", db::key_line(&k)).map_err(write_err)?;
+        }
+        first = false;
+    }
+    if json {
+        writeln!(out, "]").map_err(write_err)?;
     }
     db::close(s, path)
 }

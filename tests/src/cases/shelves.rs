@@ -7,7 +7,7 @@ use serde_bytes::ByteBuf;
 use shelf::{Error, Flag, OpenError, OpenOptions, Protocol, Shelf, Value};
 
 use super::caps_of;
-use crate::{Scratch, Subject, skip};
+use crate::{Collected, Scratch, Subject, skip};
 
 fn shelf_fresh<S: Subject>(s: &S) -> (Scratch, Shelf<S::B>) {
     let scratch = Scratch::new();
@@ -75,10 +75,10 @@ pub fn shelf_iteration_and_keys<S: Subject>(s: &S) {
     for k in ["b", "a", "c"] {
         sh.insert(k, &k.to_string()).unwrap();
     }
-    let mut keys = sh.keys().unwrap();
+    let mut keys = sh.keys().collected().unwrap();
     keys.sort();
     assert_eq!(keys, ["a", "b", "c"]);
-    let mut raw = sh.keys_raw().unwrap();
+    let mut raw = sh.keys_raw().collected().unwrap();
     raw.sort();
     assert_eq!(raw, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
 }
@@ -87,7 +87,7 @@ pub fn shelf_iteration_and_keys<S: Subject>(s: &S) {
 pub fn shelf_values_and_items<S: Subject>(s: &S) {
     let (_scratch, mut sh) = shelf_fresh(s);
     sh.update([("a", 1i64), ("b", 2), ("c", 3)]).unwrap();
-    let mut values = sh.values::<i64>().unwrap();
+    let mut values = sh.values::<i64>().collected().unwrap();
     values.sort();
     assert_eq!(values, [1, 2, 3]);
     let items: BTreeMap<String, i64> = sh.items::<i64>().unwrap().map(|r| r.unwrap()).collect();
@@ -147,7 +147,7 @@ pub fn shelf_clear<S: Subject>(s: &S) {
     sh.update([("a", 1i64), ("b", 2), ("c", 3)]).unwrap();
     sh.clear().unwrap();
     assert!(sh.is_empty().unwrap());
-    assert_eq!(sh.keys().unwrap(), Vec::<String>::new());
+    assert_eq!(sh.keys().collected().unwrap(), Vec::<String>::new());
 }
 
 /// `s.sync()`, then a reopen sees everything.
@@ -162,7 +162,7 @@ pub fn shelf_sync_then_reopen<S: Subject>(s: &S) {
     }
     sh.close().unwrap();
     let sh = shelf_reopen(s, &scratch, OpenOptions::new().flag(Flag::Read));
-    assert_eq!(sh.keys().unwrap(), ["a"]);
+    assert_eq!(sh.keys().collected().unwrap(), ["a"]);
     assert_eq!(sh.get::<i64>("a").unwrap(), Some(1));
 }
 
@@ -296,7 +296,7 @@ pub fn shelf_unicode_and_binary_keys<S: Subject>(s: &S) {
     for (i, k) in texts.iter().enumerate() {
         sh.insert(k, &(i as i64)).unwrap();
     }
-    let mut keys = sh.keys().unwrap();
+    let mut keys = sh.keys().collected().unwrap();
     keys.sort();
     let mut expected: Vec<String> = texts.iter().map(|s| s.to_string()).collect();
     expected.sort();
@@ -309,8 +309,11 @@ pub fn shelf_unicode_and_binary_keys<S: Subject>(s: &S) {
     }
     sh.insert(&b"\xff\xfe raw"[..], &99i64).unwrap();
     assert_eq!(sh.get::<i64>(&b"\xff\xfe raw"[..]).unwrap(), Some(99));
-    assert!(matches!(sh.keys(), Err(Error::KeyNotUtf8 { .. })), "a binary key cannot be a String");
-    assert_eq!(sh.keys_raw().unwrap().len(), texts.len() + 1);
+    assert!(
+        matches!(sh.keys().collected(), Err(Error::KeyNotUtf8 { .. })),
+        "a binary key cannot be a String"
+    );
+    assert_eq!(sh.keys_raw().collected().unwrap().len(), texts.len() + 1);
     if !persistent(s, "shelf_unicode_and_binary_keys (reopen part)") {
         return;
     }
@@ -476,7 +479,7 @@ pub fn shelf_hashed_categories<S: Subject>(s: &S) {
     assert_eq!(all.len(), 300);
     assert_eq!(all["k299"], 299);
     sh.hcompress::<i64>("cat").unwrap();
-    assert_eq!(sh.keys().unwrap(), ["cat/xx"]);
+    assert_eq!(sh.keys().collected().unwrap(), ["cat/xx"]);
     assert_eq!(sh.hget::<i64>("cat", "k7", true).unwrap(), None, "fast_only misses compressed entries");
     assert_eq!(sh.hget::<i64>("cat", "k7", false).unwrap(), Some(7));
     sh.hset("cat", "k7", &700i64).unwrap();
