@@ -388,7 +388,9 @@ impl StorageStats {
 /// provide to carry a [`Shelf`](crate::Shelf).
 ///
 /// The trait is object-safe, so `Box<dyn KvBackend>` works and a backend can
-/// be chosen at run time. It never sees serde: keys and values are bytes.
+/// be chosen at run time. Every backend is `Send + Sync`: reads take `&self`
+/// and run in parallel where the engine allows (a shelf behind an `Arc` in
+/// a web service), writes take `&mut self`. It never sees serde: keys and values are bytes.
 /// The required methods are the minimum a store needs; the provided ones are
 /// optional capabilities that answer [`Error::Unsupported`] unless the
 /// backend overrides them and says so in [`Capabilities`].
@@ -456,6 +458,28 @@ impl StorageStats {
 ///   files ([`OpenBackend::files`] and those `stats` names) hold, with
 ///   `reclaimable_bytes` no more than `bytes_on_disk`, naming only files
 ///   that exist.
+/// - `get_with_matches_get`: `get_with(k, f)` MUST call `f` once with
+///   exactly the bytes `get(k)` returns and answer `true`, or not call it
+///   and answer `false` for a missing key.
+/// - `get_many_matches_get`: `get_many(keys)` MUST return what `get` of
+///   each key returns, in order (duplicates and missing keys included,
+///   this handle's unflushed writes included), and [`Error::Closed`] after
+///   `close`.
+/// - `second_reader_in_one_process`: for a persistent backend, while one
+///   handle is open for writing, a handle opened with [`Flag::Read`] in
+///   the same process MUST open (two readers too), see what was flushed
+///   before it opened, see later flushes in later reads, and keep working
+///   after the writer closes. (Across processes each engine keeps its own
+///   rule, stated in its docs.)
+/// - `readers_run_beside_a_writer`: a read-only handle shared by several
+///   threads (every backend is `Sync`) MUST only ever return whole values
+///   of some flushed version while a writer of the same process rewrites
+///   and flushes, never an older version after a newer one to one thread.
+/// - `expiry_is_honest`: where `capabilities().expiry` is true, an entry
+///   stored with [`insert_with_ttl`](KvBackend::insert_with_ttl) MUST be
+///   there at once and gone from `get`, `contains`, `len`, `keys` and
+///   `iter` after its time; elsewhere `insert_with_ttl` MUST be
+///   [`Error::Unsupported`] and store nothing.
 /// - `capabilities_match_the_registry`: an open handle's `capabilities()`
 ///   MUST NOT claim anything [`OpenBackend::CAPABILITIES`] (the registry's
 ///   `BackendInfo::capabilities`) does not, whatever the flag or options
@@ -463,7 +487,7 @@ impl StorageStats {
 ///
 /// A backend SHOULD make `get` cheap (no file opened per call) and SHOULD
 /// batch unsynced writes rather than commit each durably.
-pub trait KvBackend: Send {
+pub trait KvBackend: Send + Sync {
     /// The backend's registry name, such as `"redb"`.
     fn name(&self) -> &'static str;
 
@@ -541,6 +565,22 @@ pub trait KvBackend: Send {
     /// `commit_number` is true.
     fn commit_number(&self) -> Result<u64, Error> {
         Err(Error::Unsupported { backend: self.name(), operation: "commit numbers" })
+    }
+
+    /// Hands the value of `key` to `f` without copying it where the backend
+    /// can (a borrowed view of its memory map or of the engine's value
+    /// guard, valid only during the call); returns whether the key is
+    /// present (`f` is not called when it is not). What `Shelf::get`
+    /// decodes from, so a read allocates only the decoded value. The
+    /// default copies through [`get`](Self::get).
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        match self.get(key)? {
+            Some(v) => {
+                f(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// The values of `keys`, in the same order: one round trip per node for
@@ -667,6 +707,9 @@ impl<B: KvBackend + ?Sized> KvBackend for Box<B> {
     }
     fn commit_number(&self) -> Result<u64, Error> {
         (**self).commit_number()
+    }
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        (**self).get_with(key, f)
     }
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         (**self).get_many(keys)

@@ -6,6 +6,30 @@
 
 use std::path::PathBuf;
 
+/// How a read-only refusal names its database: the path, or "shelf".
+fn shown_or_shelf(path: &std::path::Path) -> String {
+    if path.as_os_str().is_empty() { "shelf".to_owned() } else { path.display().to_string() }
+}
+
+impl Error {
+    /// [`Error::ReadOnly`] refusing `operation`, for a handle that does not
+    /// know its path (the shelf over it fills it in).
+    pub fn read_only(operation: &'static str) -> Self {
+        Error::ReadOnly { operation, path: PathBuf::new() }
+    }
+
+    /// The same error, naming `path` where it is a read-only refusal that
+    /// names none yet.
+    pub(crate) fn at_path(self, at: &std::path::Path) -> Self {
+        match self {
+            Error::ReadOnly { operation, path } if path.as_os_str().is_empty() => {
+                Error::ReadOnly { operation, path: at.to_owned() }
+            }
+            other => other,
+        }
+    }
+}
+
 /// A boxed error from a storage engine, kept as the `source` of ours.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -134,10 +158,13 @@ pub enum Error {
     #[error("invalid operation on closed shelf")]
     Closed,
     /// A write on a shelf opened with flag `r`.
-    #[error("shelf is read-only (opened with flag 'r'): cannot {operation}")]
+    #[error("{} is read-only (opened with flag 'r'): cannot {operation}", shown_or_shelf(path))]
     ReadOnly {
         /// The operation that was refused.
         operation: &'static str,
+        /// The database's path (empty where the handle does not know it; a
+        /// [`Shelf`](crate::Shelf) fills in its own).
+        path: PathBuf,
     },
     /// The backend cannot do this (see its [`Capabilities`](crate::Capabilities)).
     #[error("backend '{backend}' does not support {operation}")]

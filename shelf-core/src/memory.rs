@@ -59,6 +59,13 @@ impl KvBackend for MemoryBackend {
         Ok(self.map.contains_key(key))
     }
 
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        self.state.live()?;
+        let Some(v) = self.map.get(key) else { return Ok(false) };
+        f(v);
+        Ok(true)
+    }
+
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.state.writable("insert")?;
         self.map.insert(key.to_vec(), value.to_vec());

@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -49,6 +50,16 @@ fn bincode_decode<T: DeserializeOwned, C: bincode::config::Config>(
     Ok(value)
 }
 
+/// bincode's writer appending to a `Vec` (its own `VecWriter` is private).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// The deepest nesting a MessagePack value may have when decoded (serde_json's
 /// limit too): a damaged or hostile value cannot exhaust the stack.
 const MSGPACK_DEPTH: usize = 128;
@@ -56,18 +67,25 @@ const MSGPACK_DEPTH: usize = 128;
 /// Decodes one MessagePack value that must fill `bytes` exactly, as
 /// [`bincode_decode`] does.
 fn msgpack_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BoxError> {
-    let mut rest = bytes;
-    let mut de = rmp_serde::Deserializer::new(&mut rest);
+    // Read from the slice itself (rmp-serde's reader of `io::Read` copies
+    // every string and byte string into a buffer first).
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MSGPACK_DEPTH);
     let value = T::deserialize(&mut de)?;
-    if !rest.is_empty() {
-        return Err(format!(
-            "{} trailing bytes after the MessagePack value: the stored value is damaged or not one value",
-            rest.len()
-        )
-        .into());
+    // The slice reader does not say where it stopped: a second value must
+    // find nothing at all to read (an end of input, which costs no
+    // allocation), else bytes trail the first.
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(value)
+        }
+        _ => {
+            Err("trailing bytes after the MessagePack value: the stored value is damaged or not one value"
+                .into())
+        }
     }
-    Ok(value)
 }
 
 /// A serialization format for values. Make one with the constructors
@@ -250,13 +268,28 @@ impl Protocol {
     /// `Value` tells the serializer through serde itself, so no `Any` bound
     /// or type test is needed.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, BoxError> {
-        Ok(match self {
-            Protocol::MessagePack => rmp_serde::to_vec_named(value)?,
-            Protocol::Bincode => bincode::serde::encode_to_vec(value, fixint_config())?,
-            Protocol::BincodeVarint => bincode::serde::encode_to_vec(value, varint_config())?,
-            Protocol::Json => serde_json::to_vec(value)?,
-            Protocol::Pickle(o) => pickle::encode(value, o)?,
-        })
+        if let Protocol::Pickle(o) = self {
+            return pickle::encode(value, o);
+        }
+        let mut out = Vec::new();
+        self.encode_into(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// Serializes a value at the end of `out`, as [`encode`](Self::encode)
+    /// does: a writer that keeps one buffer allocates nothing per value.
+    /// On error `out` may hold part of the value.
+    pub fn encode_into<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), BoxError> {
+        match self {
+            Protocol::MessagePack => rmp_serde::encode::write_named(out, value)?,
+            Protocol::Bincode => bincode::serde::encode_into_writer(value, Append(out), fixint_config())?,
+            Protocol::BincodeVarint => {
+                bincode::serde::encode_into_writer(value, Append(out), varint_config())?
+            }
+            Protocol::Json => serde_json::to_writer(out, value)?,
+            Protocol::Pickle(o) => out.extend_from_slice(&pickle::encode(value, o)?),
+        }
+        Ok(())
     }
 
     /// Deserializes a value of type `T`. Asking for [`Value`] (alone or

@@ -23,6 +23,9 @@
 //! - Batches and ranges: [`apply_one_by_one`] for backends without atomic
 //!   batches, [`range_is_empty`] and [`owned_bound`].
 //! - Undo journals' records: [`take_u64`], [`take_spans`].
+//! - Engines shared by the handles of one process ([`InProcess`],
+//!   [`FileId`], [`WriterSlot`]): a reader beside a writer joins its engine
+//!   where the engine's file lock would refuse a second open.
 //! - [`show_key`], how an error message shows a key.
 //! - The benchmarks' workload: [`bench_keys`], [`bench_value`],
 //!   [`bench_fill`], [`bench_get_all`], the same for every engine.
@@ -32,6 +35,7 @@ mod counter;
 mod damage;
 mod lifecycle;
 mod lock;
+mod process;
 mod seal;
 mod shield;
 mod undo;
@@ -45,6 +49,7 @@ pub use counter::{read_counter, write_counter};
 pub use damage::{Damage, ValueForm};
 pub use lifecycle::Lifecycle;
 pub use lock::{LOCK_GRACE, LockKind, lock_file, retry_while_locked, wait_for_release};
+pub use process::{FileId, InProcess, WriterSlot};
 pub use seal::{SEAL_LEN, checksum, seal, seal_into, unseal};
 pub use shield::{Shielded, panic_message, shield};
 pub use undo::{take_spans, take_u64};

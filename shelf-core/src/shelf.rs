@@ -64,12 +64,12 @@ impl ShelfOptions {
 
 /// A value in the writeback cache, kept as its own type so a shelf can cache
 /// values of different types under different keys.
-trait Cached: Send {
+trait Cached: Send + Sync {
     fn encode(&self, protocol: &Protocol, key: &[u8]) -> Result<Vec<u8>, Error>;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
-impl<T: Serialize + Any + Send> Cached for T {
+impl<T: Serialize + Any + Send + Sync> Cached for T {
     fn encode(&self, protocol: &Protocol, key: &[u8]) -> Result<Vec<u8>, Error> {
         encode_with(protocol, key, self)
     }
@@ -93,6 +93,9 @@ fn encode_with<T: Serialize + ?Sized>(protocol: &Protocol, key: &[u8], value: &T
 fn utf8_key(key: Vec<u8>) -> Result<String, Error> {
     String::from_utf8(key).map_err(|e| Error::KeyNotUtf8 { key: show_key(e.as_bytes()) })
 }
+
+/// The largest encode buffer a shelf keeps between inserts.
+const SCRATCH_KEPT: usize = 1 << 20;
 
 /// How many stored values [`python_shelf_protocol`] looks at.
 const PROTOCOL_SAMPLE: usize = 256;
@@ -168,6 +171,9 @@ pub struct Shelf<B: KvBackend = Box<dyn KvBackend>> {
     read_only: bool,
     cache: HashMap<Vec<u8>, Box<dyn Cached>>,
     path: PathBuf,
+    /// The buffer [`insert`](Self::insert) encodes into, kept between
+    /// calls so an insert allocates nothing for its bytes.
+    scratch: Vec<u8>,
 }
 
 impl<B: KvBackend> std::fmt::Debug for Shelf<B> {
@@ -244,6 +250,7 @@ impl<B: KvBackend> Shelf<B> {
             read_only: options.read_only,
             cache: HashMap::new(),
             path,
+            scratch: Vec::new(),
         })
     }
 
@@ -291,6 +298,13 @@ impl<B: KvBackend> Shelf<B> {
         self.backend.as_mut().ok_or(Error::Closed)
     }
 
+    /// Runs a write on the backend, naming this shelf's path in a
+    /// read-only refusal (backends do not all know their path).
+    pub(crate) fn write<R>(&mut self, f: impl FnOnce(&mut B) -> Result<R, Error>) -> Result<R, Error> {
+        let backend = self.backend.as_mut().ok_or(Error::Closed)?;
+        f(backend).map_err(|e| e.at_path(&self.path))
+    }
+
     /// The backend's capabilities.
     ///
     /// # Errors
@@ -326,10 +340,15 @@ impl<B: KvBackend> Shelf<B> {
     /// [`Error::Decode`] when the stored value is not a `T`; backend errors.
     pub fn get<T: DeserializeOwned>(&self, key: impl AsRef<[u8]>) -> Result<Option<T>, Error> {
         let key = key.as_ref();
-        match self.current_bytes(key)? {
-            Some(bytes) => self.decode(key, &bytes).map(Some),
-            None => Ok(None),
+        let backend = self.backend()?;
+        if let Some(cached) = self.cache.get(key) {
+            return self.decode(key, &cached.encode(&self.protocol, key)?).map(Some);
         }
+        // Decoded straight from the backend's bytes, borrowed where it can
+        // lend them: no intermediate copy of the stored value.
+        let mut decoded = None;
+        backend.get_with(key, &mut |bytes| decoded = Some(self.decode(key, bytes)))?;
+        decoded.transpose()
     }
 
     /// `s.get(key, default)`.
@@ -374,7 +393,7 @@ impl<B: KvBackend> Shelf<B> {
     /// value, as its own type, until the next sync.
     pub fn get_mut<T>(&mut self, key: impl AsRef<[u8]>) -> Result<Option<&mut T>, Error>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let key = key.as_ref();
         self.backend()?;
@@ -383,7 +402,7 @@ impl<B: KvBackend> Shelf<B> {
         }
         if self.read_only {
             // A change made through the reference could never be saved.
-            return Err(Error::ReadOnly { operation: "get_mut" });
+            return Err(Error::ReadOnly { operation: "get_mut", path: self.path.clone() });
         }
         if !self.cache.contains_key(key) {
             let Some(bytes) = self.backend()?.get(key)? else { return Ok(None) };
@@ -405,8 +424,18 @@ impl<B: KvBackend> Shelf<B> {
     /// [`Error::ReadOnly`], [`Error::Encode`], backend errors.
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
         let key = key.as_ref();
-        let bytes = self.encode(key, value)?;
-        self.backend_mut()?.insert(key, &bytes)?;
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let stored = self
+            .protocol
+            .encode_into(value, &mut bytes)
+            .map_err(|source| Error::Encode { key: show_key(key), protocol: self.protocol.name(), source })
+            .and_then(|()| self.write(|b| b.insert(key, &bytes)));
+        // Kept for the next insert, unless one huge value grew it.
+        if bytes.capacity() <= SCRATCH_KEPT {
+            self.scratch = bytes;
+        }
+        stored?;
         // The cached copy is now stale; the stored value wins.
         self.cache.remove(key);
         Ok(())
@@ -426,7 +455,7 @@ impl<B: KvBackend> Shelf<B> {
     ) -> Result<(), Error> {
         let key = key.as_ref();
         let bytes = self.encode(key, value)?;
-        self.backend_mut()?.insert_with_ttl(key, &bytes, ttl)?;
+        self.write(|b| b.insert_with_ttl(key, &bytes, ttl))?;
         self.cache.remove(key);
         Ok(())
     }
@@ -438,7 +467,7 @@ impl<B: KvBackend> Shelf<B> {
     /// backend errors.
     pub fn remove(&mut self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
         let key = key.as_ref();
-        let present = self.backend_mut()?.remove(key)?;
+        let present = self.write(|b| b.remove(key))?;
         self.cache.remove(key);
         Ok(present)
     }
@@ -605,18 +634,85 @@ impl<B: KvBackend> Shelf<B> {
         Ok(default)
     }
 
-    /// `s.update(pairs)`.
+    /// The values of `keys` decoded as `T`, in order: one call to the
+    /// backend ([`KvBackend::get_many`]: one round trip per node for a
+    /// network backend, one lock for a file backend).
     ///
     /// # Errors
-    /// As [`insert`](Self::insert); pairs before the failing one are stored.
+    /// As [`get`](Self::get), for the first key that fails.
+    pub fn get_many<T: DeserializeOwned, K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<T>>, Error> {
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        let stored = self.backend()?.get_many(&keys)?;
+        keys.iter()
+            .zip(stored)
+            .map(|(key, bytes)| {
+                let bytes = match self.cache.get(*key) {
+                    Some(cached) => Some(cached.encode(&self.protocol, key)?),
+                    None => bytes,
+                };
+                bytes.map(|b| self.decode(key, &b)).transpose()
+            })
+            .collect()
+    }
+
+    /// Stores every pair in one batch ([`KvBackend::apply_batch`]): all or
+    /// nothing where the backend's batches are atomic, one pass over the
+    /// backend elsewhere. Every value is encoded before anything is
+    /// written, so a value that does not encode stores nothing.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] (nothing stored), [`Error::ReadOnly`], backend
+    /// errors.
+    pub fn insert_many<K, T, I>(&mut self, pairs: I) -> Result<(), Error>
+    where
+        K: AsRef<[u8]>,
+        T: Serialize,
+        I: IntoIterator<Item = (K, T)>,
+    {
+        let encoded: Vec<(K, Vec<u8>)> = pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let bytes = self.encode(k.as_ref(), &v)?;
+                Ok((k, bytes))
+            })
+            .collect::<Result<_, Error>>()?;
+        if encoded.is_empty() {
+            return self.backend().map(|_| ());
+        }
+        let ops: Vec<BatchOp<'_>> = encoded.iter().map(|(k, v)| BatchOp::Insert(k.as_ref(), v)).collect();
+        self.write(|b| b.apply_batch(&ops))?;
+        for (k, _) in &encoded {
+            self.cache.remove(k.as_ref());
+        }
+        Ok(())
+    }
+
+    /// `s.update(pairs)`: Python's name for [`insert_many`](Self::insert_many).
+    ///
+    /// # Errors
+    /// As [`insert_many`](Self::insert_many).
     pub fn update<K, T, I>(&mut self, pairs: I) -> Result<(), Error>
     where
         K: AsRef<[u8]>,
         T: Serialize,
         I: IntoIterator<Item = (K, T)>,
     {
-        for (k, v) in pairs {
-            self.insert(k, &v)?;
+        self.insert_many(pairs)
+    }
+
+    /// Removes every key of `keys` in one batch, as
+    /// [`insert_many`](Self::insert_many) stores; missing keys are no error.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], backend errors.
+    pub fn remove_many<K: AsRef<[u8]>>(&mut self, keys: &[K]) -> Result<(), Error> {
+        if keys.is_empty() {
+            return self.backend().map(|_| ());
+        }
+        let ops: Vec<BatchOp<'_>> = keys.iter().map(|k| BatchOp::Remove(k.as_ref())).collect();
+        self.write(|b| b.apply_batch(&ops))?;
+        for k in keys {
+            self.cache.remove(k.as_ref());
         }
         Ok(())
     }
@@ -631,7 +727,7 @@ impl<B: KvBackend> Shelf<B> {
             return Ok(());
         }
         let ops: Vec<BatchOp<'_>> = keys.iter().map(|k| BatchOp::Remove(k)).collect();
-        self.backend.as_mut().ok_or(Error::Closed)?.apply_batch(&ops)?;
+        self.write(|b| b.apply_batch(&ops))?;
         self.cache.clear();
         Ok(())
     }
@@ -645,7 +741,7 @@ impl<B: KvBackend> Shelf<B> {
         let backend = self.backend.as_mut().ok_or(Error::Closed)?;
         for (key, cached) in &self.cache {
             let bytes = cached.encode(&protocol, key)?;
-            backend.insert(key, &bytes)?;
+            backend.insert(key, &bytes).map_err(|e| e.at_path(&self.path))?;
         }
         // Only now: if a write failed, the cache still holds every change.
         self.cache.clear();
@@ -675,7 +771,7 @@ impl<B: KvBackend> Shelf<B> {
             let key = key.as_ref();
             if let Some(cached) = self.cache.get(key) {
                 let bytes = cached.encode(&protocol, key)?;
-                self.backend_mut()?.insert(key, &bytes)?;
+                self.write(|b| b.insert(key, &bytes))?;
                 self.cache.remove(key);
             }
         }

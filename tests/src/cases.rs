@@ -6,9 +6,11 @@
 //! `stats`, capabilities); `shelves.rs` the `Shelf` cases.
 
 mod files;
+mod sharing;
 mod shelves;
 
 pub use files::*;
+pub use sharing::*;
 pub use shelves::*;
 
 use std::collections::BTreeMap;
@@ -370,5 +372,6 @@ pub fn capabilities_are_honest<S: Subject>(s: &S) {
     unsupported(b.check(false).map(|r| assert!(r.is_clean(), "{r:?}")), "check", caps.check);
     unsupported(b.compact().map(|_| ()), "compact", caps.compact);
     unsupported(b.range(Bound::Unbounded, Bound::Unbounded).map(|_| ()), "ordered_keys", caps.ordered_keys);
+    unsupported(b.insert_with_ttl(b"t", b"v", std::time::Duration::from_secs(600)), "expiry", caps.expiry);
     assert_eq!(b.get(b"k").unwrap().as_deref(), Some(&b"v"[..]), "maintenance keeps data");
 }

@@ -199,6 +199,11 @@ macro_rules! conformance_suite {
                 check_false_changes_nothing,
                 stats_are_honest,
                 capabilities_match_the_registry,
+                get_with_matches_get,
+                get_many_matches_get,
+                second_reader_in_one_process,
+                readers_run_beside_a_writer,
+                expiry_is_honest,
                 shelf_getitem_setitem,
                 shelf_delitem,
                 shelf_contains,
@@ -210,6 +215,7 @@ macro_rules! conformance_suite {
                 shelf_popitem,
                 shelf_setdefault,
                 shelf_update,
+                shelf_batch_calls,
                 shelf_clear,
                 shelf_sync_then_reopen,
                 shelf_close_then_closed,
@@ -235,17 +241,48 @@ macro_rules! conformance_suite {
     };
 }
 
-/// Helper of [`conformance_suite!`]: one `#[test]` per named case.
+/// Helper of [`conformance_suite!`]: one `#[test]` per named case, each
+/// skipping with the printed reason where the subject cannot be had.
 #[macro_export]
 macro_rules! conformance_cases {
     ($subject:expr; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                $crate::cases::$case(&$subject);
+                match $crate::MaybeSubject::available($subject) {
+                    Ok(subject) => $crate::cases::$case(&subject),
+                    Err(why) => $crate::skip(stringify!($case), "this subject", &why),
+                }
             }
         )*
     };
+}
+
+/// What [`conformance_suite!`] takes: a [`Subject`], or a `Result` of one
+/// whose error says why it cannot be had (a server that cannot be
+/// started), so a network backend runs the one shared list of cases.
+pub trait MaybeSubject {
+    /// The subject.
+    type S: Subject;
+    /// The subject, or why there is none.
+    ///
+    /// # Errors
+    /// The reason to print when skipping.
+    fn available(self) -> Result<Self::S, String>;
+}
+
+impl<S: Subject> MaybeSubject for S {
+    type S = S;
+    fn available(self) -> Result<S, String> {
+        Ok(self)
+    }
+}
+
+impl<S: Subject> MaybeSubject for Result<S, String> {
+    type S = S;
+    fn available(self) -> Result<S, String> {
+        self
+    }
 }
 
 /// The seeded generator of the bench, for tests whose random choices

@@ -37,7 +37,7 @@ impl Lifecycle {
     /// `operation` on a read-only handle.
     pub fn writable(&self, operation: &'static str) -> Result<(), Error> {
         self.live()?;
-        if self.read_only { Err(Error::ReadOnly { operation }) } else { Ok(()) }
+        if self.read_only { Err(Error::read_only(operation)) } else { Ok(()) }
     }
 
     /// Whether the handle was opened read-only.
@@ -70,6 +70,6 @@ mod tests {
         assert!(matches!(w.writable("insert"), Err(Error::Closed)));
         let r = Lifecycle::new(Flag::Read);
         assert!(r.live().is_ok());
-        assert!(matches!(r.writable("insert"), Err(Error::ReadOnly { operation: "insert" })));
+        assert!(matches!(r.writable("insert"), Err(Error::ReadOnly { operation: "insert", .. })));
     }
 }

@@ -32,7 +32,7 @@ impl<B: KvBackend> Shelf<B> {
                 None => BatchOp::Remove(k),
             })
             .collect();
-        self.backend.as_mut().ok_or(Error::Closed)?.apply_batch(&ops)?;
+        self.write(|b| b.apply_batch(&ops))?;
         for (k, _) in &tx.ops {
             self.cache.remove(k);
         }

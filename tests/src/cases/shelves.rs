@@ -140,6 +140,41 @@ pub fn shelf_update<S: Subject>(s: &S) {
     assert_eq!(sh.get::<i64>("b").unwrap(), Some(2));
 }
 
+/// `get_many`, `insert_many` and `remove_many`: one call to the backend,
+/// the same result as key by key, the writeback cache seen, nothing
+/// stored when one value does not encode.
+pub fn shelf_batch_calls<S: Subject>(s: &S) {
+    let scratch = Scratch::new();
+    let mut sh = s.open_shelf(&scratch.path, OpenOptions::new().writeback(true)).unwrap();
+    let pairs: Vec<(String, i64)> = (0..20).map(|i| (format!("k{i}"), i)).collect();
+    sh.insert_many(pairs.clone()).unwrap();
+    let keys = ["k0", "k7", "missing", "k19", "k0"];
+    let got: Vec<Option<i64>> = sh.get_many(&keys).unwrap();
+    assert_eq!(got, [Some(0), Some(7), None, Some(19), Some(0)]);
+    let one_by_one: Vec<Option<i64>> = keys.iter().map(|k| sh.get(k).unwrap()).collect();
+    assert_eq!(got, one_by_one);
+    // A value changed in the writeback cache is what get_many returns.
+    *sh.get_mut::<i64>("k7").unwrap().unwrap() = 70;
+    assert_eq!(sh.get_many::<i64, _>(&["k7"]).unwrap(), [Some(70)]);
+    sh.remove_many(&["k0", "k7", "missing"]).unwrap();
+    assert_eq!(sh.len().unwrap(), 18);
+    assert_eq!(sh.get_many::<i64, _>(&["k0", "k7", "k1"]).unwrap(), [None, None, Some(1)]);
+    // A value that cannot be encoded stores nothing of the batch.
+    struct Fails;
+    impl serde::Serialize for Fails {
+        fn serialize<Z: serde::Serializer>(&self, _: Z) -> Result<Z::Ok, Z::Error> {
+            Err(serde::ser::Error::custom("refuses to be stored"))
+        }
+    }
+    let res = sh.insert_many([("new1", None), ("new2", Some(Fails))]);
+    assert!(matches!(res, Err(Error::Encode { .. })), "{res:?}");
+    assert_eq!(sh.get::<Option<i64>>("new1").unwrap(), None, "nothing of a failed batch is stored");
+    sh.close().unwrap();
+    assert!(matches!(sh.get_many::<i64, _>(&["k1"]), Err(Error::Closed)));
+    assert!(matches!(sh.insert_many(Vec::<(String, i64)>::new()), Err(Error::Closed)));
+    assert!(matches!(sh.remove_many::<&str>(&[]), Err(Error::Closed)));
+}
+
 /// `s.clear()`.
 pub fn shelf_clear<S: Subject>(s: &S) {
     let (_scratch, mut sh) = shelf_fresh(s);
@@ -251,6 +286,12 @@ pub fn shelf_read_only<S: Subject>(s: &S) {
     assert!(matches!(sh.remove("missing"), Err(Error::ReadOnly { .. })));
     assert!(matches!(sh.get_mut::<i64>("k"), Err(Error::ReadOnly { .. })));
     assert!(matches!(sh.clear(), Err(Error::ReadOnly { .. })));
+    assert!(matches!(sh.insert_many([("k", 3i64)]), Err(Error::ReadOnly { .. })));
+    // The refusal names the database (its path, or its URL without
+    // credentials), whatever the backend knows of it.
+    let shown = sh.insert("k", &2i64).unwrap_err().to_string();
+    let named = sh.path().display().to_string();
+    assert!(!named.is_empty() && shown.starts_with(&named), "{}: {shown}", s.name());
     sh.sync().unwrap();
     sh.close().unwrap();
 }
