@@ -67,9 +67,11 @@
 //! to a temporary file in the root and renamed over the key, so a reader
 //! sees the old value or the new one, never a mix, and a crash never leaves
 //! a half-written value under a key. Writes are visible at once and
-//! durable at [`KvBackend::flush`], which fsyncs every file written since
-//! the last flush and their directories, then counts a commit in the
-//! marker (in place, under a lock). A crash before `flush` may lose recent
+//! durable at [`KvBackend::flush`], which makes every file written since
+//! the last flush durable (one `syncfs(2)` of the file system on Linux
+//! when more than 64 were written, else an fsync each), then fsyncs
+//! their directories and counts a commit in the marker (in place, under a
+//! lock). A crash before `flush` may lose recent
 //! writes (the rename may not have reached the disk) but never tears a
 //! value.
 //!
@@ -78,7 +80,7 @@
 //! format is pickleshare's). A FIFO swapped in for a key file between the
 //! listing and the read makes that read wait for a writer.
 
-use std::collections::BTreeSet;
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -89,10 +91,12 @@ use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvKeys, 
 
 mod marker;
 mod scan;
+mod sync;
 mod tmp;
 
 use marker::MarkerError;
 use scan::Scan;
+use sync::Dirty;
 use tmp::RESERVED_PREFIX;
 
 /// The backend's registry name.
@@ -116,10 +120,19 @@ pub struct DirBackend {
     /// Closed / read-only guard.
     state: Lifecycle,
     mode: u32,
-    /// Files and directories (relative to the root; empty for the root)
-    /// written since the last flush, to fsync then.
-    dirty: BTreeSet<PathBuf>,
+    /// Files and directories written since the last flush, to make
+    /// durable then.
+    dirty: Dirty,
+    /// The root opened for reading, for `syncfs` (writable handles only).
+    whole_fs: Option<File>,
 }
+
+// The lead's `KvBackend: Send + Sync` bound: reads take `&self` and touch
+// no interior state, so a handle is shared between threads as it is.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<DirBackend>();
+};
 
 /// What is at `path` for this backend (see the crate docs, "Ownership"):
 /// [`Probe::Mine`] for a directory with shelf's marker or only pickles
@@ -158,7 +171,7 @@ fn is_escape(e: &io::Error) -> bool {
 
 /// A missing key: nothing at the path, or a file where a directory of the
 /// path should be.
-fn is_missing(e: &io::Error) -> bool {
+pub(crate) fn is_missing(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
@@ -194,10 +207,14 @@ impl DirBackend {
             dir,
             state: Lifecycle::new(options.flag),
             mode: options.mode,
-            dirty: BTreeSet::new(),
+            dirty: Dirty::default(),
+            whole_fs: None,
         };
         if options.flag.is_writable() {
             backend.claim().map_err(|e| open_failed(path, e))?;
+            // Opened before any write of this handle, so `syncfs` reports
+            // every write-back error since.
+            backend.whole_fs = Some(sync::whole_fs_handle(&backend.dir).map_err(|e| OpenError::io(path, e))?);
         }
         if options.flag == Flag::New {
             for key in backend.walk().map_err(|e| open_failed(path, e))? {
@@ -307,8 +324,7 @@ impl DirBackend {
             let _ = self.dir.remove_file(&tmp);
         }
         written?;
-        self.dirty.insert(rel.to_owned());
-        self.dirty.insert(parent);
+        self.dirty.wrote(rel, &parent);
         Ok(())
     }
 
@@ -446,7 +462,7 @@ impl KvBackend for DirBackend {
         // removed itself, never its target).
         match self.dir.remove_file(&rel) {
             Ok(()) => {
-                self.dirty.insert(rel.parent().unwrap_or(Path::new("")).to_owned());
+                self.dirty.removed(rel.parent().unwrap_or(Path::new("")));
                 Ok(true)
             }
             // Another process removed it first: as pickleshare, it won.
@@ -488,20 +504,9 @@ impl KvBackend for DirBackend {
         if self.dirty.is_empty() {
             return Ok(());
         }
-        for rel in std::mem::take(&mut self.dirty) {
-            let synced = if rel.as_os_str().is_empty() {
-                marker::sync_dir(&self.dir)
-            } else {
-                match self.dir.open(&rel) {
-                    Ok(f) => f.sync_all(),
-                    // Removed since by us or by another process: nothing to
-                    // make durable.
-                    Err(e) if is_missing(&e) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            };
-            synced.map_err(|e| Error::io(self.root.join(&rel), e))?;
-        }
+        self.dirty
+            .sync(&self.dir, self.whole_fs.as_ref())
+            .map_err(|e| Error::io(self.root.join(e.rel), e.source))?;
         self.bump_commit()
     }
 

@@ -12,7 +12,7 @@ impl DumbBackend {
         let mut problems = self.salvaged.problems.clone();
         let mut bad: Vec<Vec<u8>> = Vec::new();
         {
-            let st = self.st.borrow();
+            let st = self.st.read();
             let mut spans: Vec<(u64, u64, usize, &[u8])> = Vec::new();
             for (order, (key, pos, siz)) in st.index.iter().enumerate() {
                 match pos.checked_add(siz) {
@@ -58,7 +58,7 @@ impl DumbBackend {
         }
         bad.sort();
         bad.dedup();
-        let good = self.st.borrow().index.len() - bad.len();
+        let good = self.st.read().index.len() - bad.len();
         let repaired = repair && !problems.is_empty();
         if !repaired {
             return Ok(CheckReport::new(good as u64, problems, false));

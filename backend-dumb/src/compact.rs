@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use shelf_core::{Error, KvBackend};
 
@@ -46,7 +46,7 @@ impl DumbBackend {
         // Compaction copied the overwritten values; the old file is gone.
         st.overlay.clear();
         st.overlay_bytes = 0;
-        st.map = None;
+        st.map = OnceLock::new();
         // 3. Swap `.dir`. A crash before it is finished by the next open
         // (see `recover_compaction`); readers read `.dir.shelf-compact`.
         let finished = fsync_dir(&parent)
@@ -71,7 +71,7 @@ impl DumbBackend {
     /// index now, less those of the live values packed as a fresh CPython
     /// database packs them.
     pub(crate) fn reclaimable(&self) -> u64 {
-        let st = self.st.borrow();
+        let st = self.st.read();
         let (mut end, mut dir_now, mut dir_packed) = (0u64, 0u64, 0u64);
         let mut line = Vec::with_capacity(64);
         for (key, pos, siz) in st.index.iter() {
@@ -113,7 +113,7 @@ impl DumbBackend {
         let mut out = BufWriter::with_capacity(1 << 20, &new_dat);
         let mut end = 0u64;
         for (key, pos, siz) in entries {
-            let value = self.read_value(&mut self.st.borrow_mut(), &key, pos, siz)?;
+            let value = self.read_value(&self.st.read(), &key, pos, siz)?;
             let at = align(end);
             fault::point()
                 .and_then(|()| out.write_all(&[0u8; BLOCK_SIZE as usize][..(at - end) as usize]))

@@ -59,10 +59,13 @@
 //! [`OpenError::Undetectable`] and left untouched.
 //!
 //! ## Better than CPython, still readable by it
-//! - The index is kept in memory (about 45 bytes plus the key per entry)
-//!   and `.dat` stays open and memory-mapped; CPython reopens `.dat` on
-//!   every get and set. [`KvBackend::get_shared`] hands out slices of the
-//!   map without copying.
+//! - The index is kept in memory (80 to 130 bytes plus the key per entry,
+//!   as the hash table's doubling falls; a key of up to 16 bytes and its
+//!   value's place sit in the hash slot, so a get reads one slot, then the
+//!   value) and `.dat` stays open and memory-mapped; CPython reopens
+//!   `.dat` on every get and set.
+//!   [`KvBackend::get_shared`] hands out slices of the map without
+//!   copying.
 //! - Commits are crash-safe: `.dat` is fsynced, the index is written to a
 //!   temporary file, fsynced and renamed over `.dir`, and the directory is
 //!   fsynced. `flush` does nothing when nothing changed. CPython instead
@@ -81,6 +84,15 @@
 //! - [`KvBackend::compact`] reclaims the space deletes and grown values
 //!   leave behind; [`KvBackend::check`] reports entries past the end of
 //!   `.dat`, overlapping entries and unparseable lines.
+//!
+//! ## Threads
+//! The backend is `Send + Sync`: reads through `&self` run in parallel on
+//! any number of threads. A writer's reads take no lock at all (its state
+//! changes only through `&mut self`); a read-only handle's take the shared
+//! side of a sharded reader-writer lock (one cache line per thread), whose
+//! exclusive side reloads the index after another process commits.
+//! [`KvBackend::get_many`] reads all its keys under one reload check and
+//! one lock. Figures: `docs/performance-dumb.md` in the repository.
 //!
 //! ## Concurrency with readers
 //! An in-place overwrite could be seen half-written by a reader in another
@@ -129,14 +141,12 @@ mod load;
 mod open;
 mod paths;
 mod read;
+mod state;
 mod write;
 
-use std::cell::RefCell;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use memmap2::Mmap;
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe, apply_one_by_one, read_counter};
 use shelf_core::{
     BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvKeys, OpenError, SharedBytes,
@@ -144,9 +154,9 @@ use shelf_core::{
 };
 
 pub use format::{Line, parse_line, write_line};
-use index::Index;
 pub use open::{SETTLE_WAIT, probe};
 use paths::{Paths, io_err};
+use state::Shared;
 
 /// The backend's registry name.
 pub const NAME: &str = "dumb";
@@ -166,51 +176,6 @@ pub(crate) fn align(pos: u64) -> u64 {
     pos.div_ceil(BLOCK_SIZE) * BLOCK_SIZE
 }
 
-/// What can change under `&self` (a reader reloads the index when another
-/// process commits).
-#[derive(Debug)]
-struct State {
-    index: Index,
-    dat: Arc<File>,
-    /// Bytes of `.dat` written to the file; beyond it, `pending` holds the
-    /// rest (appends are buffered, so an insert costs no system call).
-    disk_len: u64,
-    pending: Vec<u8>,
-    /// In-place overwrites of bytes below `disk_len`, by value offset, not
-    /// yet written: applied together, in offset order, at `flush` (one
-    /// small `pwrite` each would cost more than the whole value).
-    overlay: std::collections::HashMap<u64, Vec<u8>>,
-    overlay_bytes: usize,
-    map: Option<Arc<Mmap>>,
-    /// Earlier maps that values handed out by `get_shared` may still view.
-    retired: Vec<std::sync::Weak<Mmap>>,
-    /// The commit number the index was read at.
-    seen: u64,
-}
-
-impl State {
-    /// The logical length of `.dat`: what is on disk plus what is buffered.
-    fn dat_len(&self) -> u64 {
-        self.disk_len + self.pending.len() as u64
-    }
-
-    /// The state of a freshly opened `.dat` of `dat_len` bytes, nothing
-    /// buffered.
-    fn new(index: Index, dat: Arc<File>, dat_len: u64, seen: u64) -> Self {
-        State {
-            index,
-            dat,
-            disk_len: dat_len,
-            pending: Vec::new(),
-            overlay: std::collections::HashMap::new(),
-            overlay_bytes: 0,
-            map: None,
-            retired: Vec::new(),
-            seen,
-        }
-    }
-}
-
 /// A database in CPython's `dbm.dumb` format.
 #[derive(Debug)]
 pub struct DumbBackend {
@@ -219,9 +184,13 @@ pub struct DumbBackend {
     /// every backend.
     life: Lifecycle,
     mode: u32,
-    st: RefCell<State>,
+    /// The index and the data file's buffers and map (see [`state`]).
+    st: Shared,
     /// `NAME.shelf-commit`: the writer's lock and the commit number.
     commit: Option<File>,
+    /// A read-only handle's map of the commit number, so the check every
+    /// read makes costs no system call (see `current`).
+    commit_map: std::sync::OnceLock<memmap2::Mmap>,
     modified: bool,
     /// Set when a commit failed part-way: writes are refused until the
     /// database is reopened (which rolls the commit back).
@@ -301,22 +270,39 @@ impl KvBackend for DumbBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.refresh()?;
-        let mut st = self.st.borrow_mut();
+        let st = self.current()?;
         match st.index.get(key) {
-            Some((pos, siz)) => self.read_value(&mut st, key, pos, siz).map(Some),
+            Some((pos, siz)) => self.read_value(&st, key, pos, siz).map(Some),
             None => Ok(None),
         }
     }
 
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        let st = self.current()?;
+        match st.index.get(key) {
+            Some(at) => self.with_value(&st, key, at, f).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// One reload check, one lock (for a read-only handle), one pass.
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let st = self.current()?;
+        keys.iter()
+            .map(|key| match st.index.get(key) {
+                Some((pos, siz)) => self.read_value(&st, key, pos, siz).map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
     fn get_shared(&self, key: &[u8]) -> Result<Option<SharedBytes>, Error> {
-        self.refresh()?;
-        self.shared_value(key)
+        let st = self.current()?;
+        self.shared_value(&st, key)
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
-        self.refresh()?;
-        Ok(self.st.borrow().index.get(key).is_some())
+        Ok(self.current()?.index.get(key).is_some())
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -332,21 +318,19 @@ impl KvBackend for DumbBackend {
     }
 
     fn len(&self) -> Result<usize, Error> {
-        self.refresh()?;
-        Ok(self.st.borrow().index.len())
+        Ok(self.current()?.index.len())
     }
 
     fn keys(&self) -> Result<KvKeys<'_>, Error> {
-        self.refresh()?;
-        // A snapshot: the index lives behind a RefCell that a write through
-        // this handle may change while the caller walks.
-        let keys: Vec<Vec<u8>> = self.st.borrow().index.iter().map(|(k, _, _)| k.to_vec()).collect();
+        // A snapshot: a read-only handle's index may be reloaded (another
+        // process committed) while the caller walks.
+        let keys: Vec<Vec<u8>> = self.current()?.index.iter().map(|(k, _, _)| k.to_vec()).collect();
         Ok(Box::new(keys.into_iter().map(Ok)))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
-        self.refresh()?;
-        Ok(self.values())
+        let st = self.current()?;
+        Ok(self.values(&st))
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -367,9 +351,11 @@ impl KvBackend for DumbBackend {
         self.life.close();
         // Dropping the files releases the locks; keep `st` (it is cheap to
         // leave) but forget the index's memory.
-        self.st.get_mut().index.clear();
-        self.st.get_mut().map = None;
+        let st = self.st.get_mut();
+        st.index.clear();
+        st.map = std::sync::OnceLock::new();
         self.commit = None;
+        self.commit_map = std::sync::OnceLock::new();
         result
     }
 
@@ -441,3 +427,10 @@ impl Drop for DumbBackend {
         let _ = self.close();
     }
 }
+
+// Readers on several threads share one handle (`Arc<Shelf>` in a web
+// service): keep the backend `Send + Sync`.
+const _: fn() = || {
+    fn s<T: Send + Sync>() {}
+    s::<DumbBackend>();
+};

@@ -161,6 +161,7 @@ impl DumbBackend {
         }
         fault::write_at(&st.dat, &st.pending, st.disk_len).map_err(io_err(&self.paths.dat))?;
         st.disk_len += st.pending.len() as u64;
+        st.outgrown();
         st.pending.clear();
         if st.pending.capacity() > 2 * WRITE_BUFFER {
             st.pending.shrink_to(WRITE_BUFFER);
@@ -181,6 +182,7 @@ impl DumbBackend {
                 .map_err(io_err(&self.paths.dat))?;
             fault::write_at(&st.dat, value, pos).map_err(io_err(&self.paths.dat))?;
             st.disk_len = pos + value.len() as u64;
+            st.outgrown();
             return Ok(pos);
         }
         let start = (pos - st.disk_len) as usize;
@@ -197,7 +199,7 @@ impl DumbBackend {
         let st = self.st.get_mut();
         // A value handed out by get_shared is a view of a map: never
         // change bytes under it.
-        if st.map.as_ref().is_some_and(|m| Arc::strong_count(m) > 1 && pos < m.len() as u64) {
+        if st.map.get().is_some_and(|m| Arc::strong_count(m) > 1 && pos < m.len() as u64) {
             return false;
         }
         st.retired.retain(|w| w.strong_count() > 0);
@@ -232,7 +234,7 @@ impl DumbBackend {
         // Values first: the index must never name bytes not yet on disk.
         fault::sync(&st.dat).map_err(io_err(&self.paths.dat))?;
         let written = self
-            .write_index(&self.paths.dir_tmp, &self.st.borrow().index)
+            .write_index(&self.paths.dir_tmp, &self.st.read().index)
             .and_then(|()| self.keep_bak())
             .and_then(|()| {
                 fault::rename(&self.paths.dir_tmp, &self.paths.dir).map_err(io_err(&self.paths.dir))

@@ -129,6 +129,12 @@ fn survey(engine: &Engine) -> Found {
     found
 }
 
+/// Checks the database without changing it.
+pub fn inspect(engine: &Engine) -> CheckReport {
+    let found = survey(engine);
+    CheckReport::new(found.good.len() as u64, found.problems, false)
+}
+
 /// Checks the database; with `repair`, rebuilds it from the sound entries.
 pub fn check(engine: &mut Engine, repair: bool) -> Result<CheckReport, GnuError> {
     if repair {

@@ -1,11 +1,12 @@
 //! The open database: the header, the directory and the buckets in memory
 //! (buckets loaded on first use), and every read.
 
-use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use crate::error::{Damage, GnuError};
 use crate::format::{self, Bucket, Element, HASH_BITS, Header};
@@ -13,6 +14,9 @@ use crate::journal::Journal;
 
 /// Clean buckets kept in memory before the cache is emptied.
 const CACHE_BUCKETS: usize = 4096;
+
+/// [`Engine::count`] before the keys were counted (no file holds so many).
+pub const UNCOUNTED: u64 = u64::MAX;
 
 /// A GDBM file, open.
 #[derive(Debug)]
@@ -26,7 +30,8 @@ pub struct Engine {
     /// The directory: bucket addresses.
     pub dir: Vec<u64>,
     /// Loaded buckets by address (dirty ones stay until the commit).
-    pub buckets: RefCell<HashMap<u64, Bucket>>,
+    /// Behind a lock of its own: reads, which share the engine, fill it.
+    pub buckets: RwLock<HashMap<u64, Bucket>>,
     /// Addresses of changed buckets.
     pub dirty: BTreeSet<u64>,
     /// Whether the directory or the header changed.
@@ -41,8 +46,8 @@ pub struct Engine {
     pub tail: Vec<u8>,
     /// A reader's view of an interrupted commit: the old bytes.
     pub overlay: Vec<(u64, Vec<u8>)>,
-    /// The number of keys, once counted.
-    pub count: Cell<Option<u64>>,
+    /// The number of keys, once counted ([`UNCOUNTED`] until then).
+    pub count: AtomicU64,
     /// A file built from nothing (a creation or compaction in a temporary
     /// file): commits need no journal.
     pub fresh: bool,
@@ -64,7 +69,7 @@ impl Engine {
             file,
             header: Header::new(format::Layout::NEW, format::NEW_BLOCK_SIZE),
             dir: Vec::new(),
-            buckets: RefCell::new(HashMap::new()),
+            buckets: RwLock::new(HashMap::new()),
             dirty: BTreeSet::new(),
             dir_dirty: false,
             header_dirty: false,
@@ -72,7 +77,7 @@ impl Engine {
             disk_len,
             tail: Vec::new(),
             overlay,
-            count: Cell::new(None),
+            count: AtomicU64::new(UNCOUNTED),
             fresh: false,
             mode,
         };
@@ -145,14 +150,14 @@ impl Engine {
 
     /// Runs `f` on the bucket at `adr`, loading it first.
     pub fn with_bucket<T>(&self, adr: u64, f: impl FnOnce(&Bucket) -> T) -> Result<T, GnuError> {
-        if let Some(b) = self.buckets.borrow().get(&adr) {
+        if let Some(b) = self.buckets.read().unwrap_or_else(PoisonError::into_inner).get(&adr) {
             return Ok(f(b));
         }
         let bytes = self.read_at(adr, self.header.bucket_size as usize)?;
         let b = Bucket::parse(&self.header, &bytes)
             .map_err(|what| GnuError::damaged(&self.path, Damage::Bucket { adr, what }))?;
         let out = f(&b);
-        let mut cache = self.buckets.borrow_mut();
+        let mut cache = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= CACHE_BUCKETS {
             cache.retain(|a, _| self.dirty.contains(a));
         }
@@ -163,7 +168,7 @@ impl Engine {
     /// The bucket at `adr`, loaded, for a change (the caller marks it dirty).
     pub fn bucket_mut(&mut self, adr: u64) -> Result<&mut Bucket, GnuError> {
         self.with_bucket(adr, |_| ())?;
-        self.buckets.get_mut().get_mut(&adr).ok_or_else(|| {
+        self.buckets.get_mut().unwrap_or_else(PoisonError::into_inner).get_mut(&adr).ok_or_else(|| {
             GnuError::damaged(&self.path, Damage::Bucket { adr, what: "vanished from the cache".into() })
         })
     }
@@ -240,14 +245,15 @@ impl Engine {
 
     /// The number of keys (counted once, then kept up to date).
     pub fn key_count(&self) -> Result<u64, GnuError> {
-        if let Some(n) = self.count.get() {
+        let n = self.count.load(Ordering::Relaxed);
+        if n != UNCOUNTED {
             return Ok(n);
         }
         let mut n = 0u64;
         for adr in self.bucket_order() {
             n += self.with_bucket(adr, |b| b.count() as u64)?;
         }
-        self.count.set(Some(n));
+        self.count.store(n, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -267,7 +273,7 @@ impl Engine {
             path,
             file,
             dir,
-            buckets: RefCell::new(buckets),
+            buckets: RwLock::new(buckets),
             dirty: BTreeSet::from([2 * block]),
             dir_dirty: true,
             header_dirty: true,
@@ -275,7 +281,7 @@ impl Engine {
             disk_len: 0,
             tail: vec![0u8; 3 * block as usize],
             overlay: Vec::new(),
-            count: Cell::new(Some(0)),
+            count: AtomicU64::new(0),
             fresh: true,
             mode,
             header,

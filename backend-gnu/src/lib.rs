@@ -45,6 +45,29 @@
 //! second opener retries for [`BackendOptions::lock_timeout`] (libgdbm
 //! fails at once).
 //!
+//! Within one process, `flock` would refuse a reader its writer's file
+//! too (the lock belongs to an open file, not to a process), so a
+//! read-only open finds a writable handle of the same process on the same
+//! file (a process-wide table keyed by the file's device and inode) and
+//! shares its engine: every read takes the engine's lock shared, every
+//! write exclusive, so a reader never sees a change half-made. Such a
+//! reader sees each write of the writer at once, synced or not (one
+//! engine, as one handle would); its listings are collected under one
+//! shared lock rather than streamed, so a listing it keeps open never
+//! stalls the writer. When the writer closes (syncing as ever) the
+//! readers keep the engine, and the file's lock turns shared, as theirs
+//! would be: other processes may then read, and no writer, of this
+//! process or another, opens until the last reader closes. A second
+//! writable open in the process is refused as in another process
+//! ([`OpenError::Locked`]). A compaction (a new file renamed in) is
+//! followed by the readers that share the engine. After a commit that
+//! failed part-way, readers sharing the engine read what the writer had
+//! written; the file itself is rolled back at the next writable open.
+//!
+//! Handles are `Send + Sync`: reads (`get`, `get_many` under one lock,
+//! listings, `len`, `check(false)`) run in parallel on several threads,
+//! the bucket cache behind a lock of its own.
+//!
 //! ## Durability
 //! Writes are visible at once and durable at [`KvBackend::flush`]: the
 //! bytes the commit will overwrite are saved in an undo journal
@@ -89,20 +112,24 @@ mod error;
 mod format;
 mod journal;
 mod open;
+mod read;
+mod share;
 mod write;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe, apply_one_by_one};
+use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe, apply_one_by_one, retry_while_locked};
 use shelf_core::{
     BatchOp, Capabilities, CheckReport, Error, KvBackend, KvIter, KvKeys, OpenError, StorageStats,
 };
 
 use engine::Engine;
 use error::GnuError;
+use share::Shared;
 
 /// The backend's registry name.
 pub const NAME: &str = "gnu";
@@ -110,8 +137,14 @@ pub const NAME: &str = "gnu";
 /// A database in GDBM's format (CPython's `dbm.gnu`).
 #[derive(Debug)]
 pub struct GnuBackend {
-    engine: Engine,
+    /// The engine, shared with the readers of this process that joined a
+    /// writer's (see the crate docs, "Locks"); `None` once closed.
+    shared: Option<Arc<Shared>>,
     life: Lifecycle,
+    /// This handle joined another handle's engine (a reader beside the
+    /// writer of this process): its listings are collected, never held
+    /// open across the writer's changes.
+    joined: bool,
     /// Set when a commit failed part-way: writes are refused until the
     /// database is reopened (which rolls the commit back).
     poisoned: bool,
@@ -126,8 +159,21 @@ const CAPABILITIES: Capabilities = {
     c
 };
 
+// Handles are shared between threads (`Arc<Shelf>`): reads take the
+// engine's lock shared, writes exclusive.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<GnuBackend>();
+};
+
 impl GnuBackend {
-    fn writable(&self, op: &'static str) -> Result<(), Error> {
+    /// The shared engine of an open handle.
+    fn shared(&self) -> Result<&Shared, Error> {
+        self.life.live()?;
+        self.shared.as_deref().ok_or(Error::Closed)
+    }
+
+    fn writable(&self, op: &'static str) -> Result<&Shared, Error> {
         self.life.writable(op)?;
         if self.poisoned {
             return Err(Error::Backend {
@@ -136,14 +182,66 @@ impl GnuBackend {
                 source: "a commit failed part-way; reopen the database to roll it back".into(),
             });
         }
-        Ok(())
+        self.shared.as_deref().ok_or(Error::Closed)
     }
 
-    fn guard<T>(&mut self, result: Result<T, GnuError>) -> Result<T, Error> {
-        if result.is_err() {
+    /// Runs a change on the engine, exclusive; a failure poisons the
+    /// handle (unless `harmless` says it changed nothing).
+    fn change<T>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&mut Engine) -> Result<T, GnuError>,
+        harmless: impl FnOnce(&GnuError) -> bool,
+    ) -> Result<T, Error> {
+        let result = f(&mut self.writable(op)?.write());
+        if let Err(e) = &result
+            && !harmless(e)
+        {
             self.poisoned = true;
         }
         result.map_err(Error::from)
+    }
+
+    /// Every entry, read with `read`: streamed under the engine's shared
+    /// lock, or, for a reader that joined a writer of this process,
+    /// collected under it (a lock held by a listing the caller keeps open
+    /// would stall the writer, on the caller's own thread perhaps).
+    fn listing<T: 'static>(
+        &self,
+        read: read::ReadElement<T>,
+    ) -> Result<Box<dyn Iterator<Item = Result<T, Error>> + '_>, Error> {
+        let listing = read::Listing::new(self.shared()?.read(), read);
+        if self.joined {
+            return Ok(Box::new(listing.collect::<Vec<_>>().into_iter()));
+        }
+        Ok(Box::new(listing))
+    }
+
+    /// Opens a handle: a reader joins the engine of a writer of this
+    /// process on the same file (the file's `flock` would refuse it),
+    /// otherwise the file is opened and locked as libgdbm does.
+    fn open_handle(path: &Path, options: &BackendOptions) -> Result<Self, OpenError> {
+        let life = Lifecycle::new(options.flag);
+        let handle = |shared, joined| GnuBackend { shared: Some(shared), life, joined, poisoned: false };
+        if options.flag.is_writable() {
+            let shared = Shared::new(open::open(path, options)?, true);
+            share::register(&shared);
+            return Ok(handle(shared, false));
+        }
+        // Each attempt looks for a writer of this process again: one may
+        // have registered while this open waited for the lock.
+        let mut at_once = options.clone();
+        at_once.lock_timeout = None;
+        retry_while_locked(path, options, || {
+            if let Some(shared) = share::writer_of(path) {
+                return Ok(Some(handle(shared, true)));
+            }
+            match open::open(path, &at_once) {
+                Ok(engine) => Ok(Some(handle(Shared::new(engine, false), false))),
+                Err(OpenError::Locked { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
 }
 
@@ -158,8 +256,7 @@ impl OpenBackend for GnuBackend {
                 operation: "multi_process writers (GDBM allows one writer or many readers)".into(),
             });
         }
-        let engine = open::open(path, options)?;
-        Ok(GnuBackend { engine, life: Lifecycle::new(options.flag), poisoned: false })
+        Self::open_handle(path, options)
     }
 
     fn probe(path: &Path) -> Probe {
@@ -177,68 +274,45 @@ impl KvBackend for GnuBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.life.live()?;
-        Ok(self.engine.get(key)?)
+        Ok(self.shared()?.read().get(key)?)
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        // One lock for the whole batch.
+        let engine = self.shared()?.read();
+        keys.iter().map(|k| engine.get(k).map_err(Error::from)).collect()
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
-        self.life.live()?;
-        Ok(self.engine.find(key)?.is_some())
+        Ok(self.shared()?.read().find(key)?.is_some())
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        self.writable("insert")?;
-        match self.engine.insert(key, value) {
-            Err(GnuError::Limit(what)) => Err(Error::from(GnuError::Limit(what))),
-            other => self.guard(other),
-        }
+        self.change("insert", |e| e.insert(key, value), |e| matches!(e, GnuError::Limit(_)))
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
-        self.writable("remove")?;
-        let r = self.engine.remove(key);
-        self.guard(r)
+        self.change("remove", |e| e.remove(key), |_| false)
     }
 
     fn len(&self) -> Result<usize, Error> {
-        self.life.live()?;
-        Ok(self.engine.key_count()? as usize)
+        Ok(self.shared()?.read().key_count()? as usize)
     }
 
     fn keys(&self) -> Result<KvKeys<'_>, Error> {
-        self.life.live()?;
-        let mut keys = Vec::new();
-        for adr in self.engine.bucket_order() {
-            for e in self.engine.elements(adr)? {
-                keys.push(self.engine.read_at(e.ptr, e.key_size as usize)?);
-            }
-        }
-        Ok(Box::new(keys.into_iter().map(Ok)))
+        self.listing(read::key_of)
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
-        self.life.live()?;
-        let engine = &self.engine;
-        let buckets = engine.bucket_order();
-        let iter = buckets.into_iter().flat_map(move |adr| -> Box<dyn Iterator<Item = Result<_, Error>>> {
-            match engine.elements(adr) {
-                Ok(elems) => {
-                    Box::new(elems.into_iter().map(move |e| engine.record_of(&e).map_err(Error::from)))
-                }
-                Err(e) => Box::new(std::iter::once(Err(Error::from(e)))),
-            }
-        });
-        Ok(Box::new(iter))
+        self.listing(read::record_of)
     }
 
     fn flush(&mut self) -> Result<(), Error> {
         self.life.live()?;
-        if self.life.is_read_only() || !self.engine.changed() {
+        if self.life.is_read_only() || !self.shared()?.read().changed() {
             return Ok(());
         }
-        self.writable("flush")?;
-        let r = self.engine.commit();
-        self.guard(r)
+        self.change("flush", Engine::commit, |_| false)
     }
 
     fn close(&mut self) -> Result<(), Error> {
@@ -247,8 +321,18 @@ impl KvBackend for GnuBackend {
         }
         let flushed = if self.life.is_read_only() || self.poisoned { Ok(()) } else { self.flush() };
         self.life.close();
-        // The lock goes with the descriptor: unlock now, not at drop.
-        let _ = self.engine.file.unlock();
+        let Some(shared) = self.shared.take() else { return flushed };
+        if !self.life.is_read_only() {
+            shared.leave_writer();
+            // Readers of this process that joined keep the engine, and its
+            // file's lock: shared from now on, as theirs would be.
+            let _ = shared.read().file.try_lock_shared();
+        }
+        if let Some(last) = Arc::into_inner(shared) {
+            // The lock goes with the descriptor: unlock now, not when a
+            // forked child closes its copy.
+            let _ = last.into_engine().file.unlock();
+        }
         flushed
     }
 
@@ -268,25 +352,30 @@ impl KvBackend for GnuBackend {
     }
 
     fn compact(&mut self) -> Result<u64, Error> {
-        self.writable("compact")?;
-        let r = check::compact(&mut self.engine);
-        self.guard(r)
+        let r = self.change("compact", check::compact, |_| false);
+        // A new file was renamed in: readers of this process find it there.
+        if let Some(shared) = &self.shared {
+            share::register(shared);
+        }
+        r
     }
 
     fn check(&mut self, repair: bool) -> Result<CheckReport, Error> {
-        self.life.live()?;
-        if repair {
-            self.writable("repair")?;
+        if !repair {
+            return Ok(check::inspect(&self.shared()?.read()));
         }
-        let r = check::check(&mut self.engine, repair);
-        self.guard(r)
+        let r = self.change("repair", |e| check::check(e, true), |_| false);
+        if let Some(shared) = &self.shared {
+            share::register(shared);
+        }
+        r
     }
 
     fn stats(&self) -> Result<StorageStats, Error> {
-        self.life.live()?;
+        let engine = self.shared()?.read();
         // What compact gives back is not known without reading every
         // bucket (space beyond the avail tables is not recorded).
-        Ok(StorageStats::new(self.engine.len(), None, vec![self.engine.path.clone()]))
+        Ok(StorageStats::new(engine.len(), None, vec![engine.path.clone()]))
     }
 }
 

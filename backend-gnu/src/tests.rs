@@ -156,7 +156,8 @@ fn check_repairs_by_dropping_what_is_damaged() {
     bytes[ptr..ptr + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     fs::write(&path, &bytes).unwrap();
     let mut w = open(&path, Flag::Write);
-    assert!(w.keys().is_err(), "a listing over damage is an error");
+    let listed = w.keys().and_then(|k| k.collect::<Result<Vec<_>, _>>());
+    assert!(listed.is_err(), "a listing over damage is an error");
     let report = w.check(false).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.good_entries, 49);
@@ -214,4 +215,97 @@ fn the_32_bit_variant_reads_and_writes() {
     assert_eq!(r.len().unwrap(), 2999);
     assert_eq!(r.get(b"a10").unwrap(), Some(b"value a 10".to_vec()));
     assert_eq!(fs::read(&path).unwrap()[..4], MAGIC32.to_le_bytes());
+}
+
+fn with_timeout(flag: Flag) -> BackendOptions {
+    let mut o = BackendOptions::with_flag(flag);
+    o.lock_timeout = Some(std::time::Duration::from_millis(100));
+    o
+}
+
+/// GDBM's one-writer-or-many-readers rule holds between processes
+/// (`flock` on another open file description stands for another
+/// process); within one, a reader joins the writer's engine.
+#[test]
+fn a_reader_beside_the_writer_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut w = GnuBackend::open(&path, &with_timeout(Flag::Create)).unwrap();
+    fill(&mut w, "a", 50);
+    w.flush().unwrap();
+    let r = GnuBackend::open(&path, &with_timeout(Flag::Read)).unwrap();
+    assert_eq!(r.get(b"a7").unwrap(), Some(b"value a 7".repeat(7)), "synced data");
+    assert_eq!(r.len().unwrap(), 50);
+    // Another process (another open file) is still refused either lock.
+    let other = fs::File::open(&path).unwrap();
+    assert!(other.try_lock_shared().is_err(), "a reader elsewhere waits for the writer");
+    fill(&mut w, "b", 300);
+    w.remove(b"a7").unwrap();
+    w.flush().unwrap();
+    assert_eq!(r.len().unwrap(), 349, "later syncs are visible");
+    assert_eq!(r.get(b"a7").unwrap(), None);
+    assert_eq!(r.keys().unwrap().count(), 349);
+    assert_eq!(contents(&r).len(), 349);
+    let second = GnuBackend::open(&path, &with_timeout(Flag::Write));
+    assert!(matches!(second, Err(shelf_core::OpenError::Locked { .. })), "{:?}", second.map(|_| ()));
+    assert_eq!(
+        r.get_many(&[b"b1", b"zz", b"b2"]).unwrap(),
+        [Some(b"value b 1".to_vec()), None, Some(b"value b 2".repeat(2))]
+    );
+    // The writer goes; the reader keeps the engine and a shared lock.
+    w.insert(b"last", b"word").unwrap();
+    drop(w);
+    assert_eq!(r.get(b"last").unwrap(), Some(b"word".to_vec()), "the writer's close synced it");
+    assert!(other.try_lock_shared().is_ok(), "readers elsewhere may come now");
+    other.unlock().unwrap();
+    assert!(other.try_lock().is_err(), "but no writer while this reader reads");
+    let late = GnuBackend::open(&path, &with_timeout(Flag::Write));
+    assert!(matches!(late, Err(shelf_core::OpenError::Locked { .. })), "readers exclude writers");
+    drop(r);
+    assert!(other.try_lock().is_ok(), "the last handle let go of the lock");
+    other.unlock().unwrap();
+    let again = open(&path, Flag::Read);
+    assert_eq!(again.len().unwrap(), 350);
+}
+
+/// A compaction renames a new file in: a reader of the process follows,
+/// and later readers find the writer under the new file's identity.
+#[test]
+fn a_joined_reader_follows_a_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut w = GnuBackend::open(&path, &with_timeout(Flag::Create)).unwrap();
+    fill(&mut w, "a", 200);
+    for i in 0..100 {
+        w.remove(format!("a{i}").as_bytes()).unwrap();
+    }
+    let r = GnuBackend::open(&path, &with_timeout(Flag::Read)).unwrap();
+    w.compact().unwrap();
+    assert_eq!(r.len().unwrap(), 100);
+    let r2 = GnuBackend::open(&path, &with_timeout(Flag::Read)).unwrap();
+    assert_eq!(r2.get(b"a150").unwrap(), Some(b"value a 150".repeat(6)));
+    w.insert(b"new", b"v").unwrap();
+    assert_eq!(r2.get(b"new").unwrap(), Some(b"v".to_vec()));
+}
+
+/// Reads run on several threads at once through one handle.
+#[test]
+fn reads_run_in_parallel_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut w = open(&path, Flag::Create);
+    fill(&mut w, "a", 500);
+    let w = std::sync::Arc::new(w);
+    let found: Vec<usize> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                let w = &w;
+                s.spawn(move || {
+                    (0..500).filter(|i| w.get(format!("a{i}").as_bytes()).unwrap().is_some()).count()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(found, [500, 500, 500]);
 }

@@ -8,8 +8,9 @@
 //! the directory, and only those go to the undo journal.
 
 use std::os::unix::fs::FileExt;
+use std::sync::PoisonError;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, UNCOUNTED};
 use crate::error::GnuError;
 use crate::format::{self, Bucket, Element, HASH_BITS};
 use crate::journal;
@@ -87,8 +88,9 @@ impl Engine {
             if let Some(slot) = (0..n).map(|i| (home + i) % n).find(|&s| bucket.table[s].is_none()) {
                 bucket.table[slot] = Some(elem);
                 self.dirty.insert(adr);
-                if let Some(c) = self.count.get() {
-                    self.count.set(Some(c + 1));
+                let c = *self.count.get_mut();
+                if c != UNCOUNTED {
+                    *self.count.get_mut() = c + 1;
                 }
                 return Ok(());
             }
@@ -148,7 +150,7 @@ impl Engine {
         }
         self.dir_dirty = true;
         let [b0, b1] = halves;
-        let buckets = self.buckets.get_mut();
+        let buckets = self.buckets.get_mut().unwrap_or_else(PoisonError::into_inner);
         buckets.insert(adr, b0);
         buckets.insert(adr1, b1);
         self.dirty.insert(adr);
@@ -178,8 +180,9 @@ impl Engine {
         }
         self.dirty.insert(adr);
         self.free(old.ptr, old.record_len());
-        if let Some(c) = self.count.get() {
-            self.count.set(Some(c.saturating_sub(1)));
+        let c = *self.count.get_mut();
+        if c != UNCOUNTED {
+            *self.count.get_mut() = c.saturating_sub(1);
         }
         Ok(true)
     }
@@ -200,7 +203,7 @@ impl Engine {
         self.header.next_block = self.len();
         self.header.count_sync();
         let mut writes: Vec<(u64, Vec<u8>)> = Vec::new();
-        let buckets = self.buckets.get_mut();
+        let buckets = self.buckets.get_mut().unwrap_or_else(PoisonError::into_inner);
         for adr in &self.dirty {
             if let Some(b) = buckets.get_mut(adr) {
                 b.stored_count = b.count() as u32;

@@ -49,6 +49,17 @@
 //! holding the file open: a Python mmapdict keeps its handle on the old
 //! file (shelf handles notice the rename and reopen). Array views handed
 //! out stay valid until a Python `vacuum` truncates the file under them.
+//! Handles of one process are as independent as those of two (a reader
+//! beside a writer, even a second writer, works).
+//!
+//! ## Threads
+//! A handle is `Send + Sync`. Its reads run in parallel: each checks the
+//! index against the file under a shared `flock` (one thread of the
+//! handle at a time, briefly: a `flock` belongs to the open file, not to
+//! a thread), rereading it when the file changed, then reads the entries
+//! under the index's shared lock without holding the `flock` (a complete
+//! entry's bytes never change; see `lock.rs`). [`KvBackend::get_many`]
+//! checks the index once for the whole batch.
 //!
 //! ## Damage
 //! Bytes that are no entry (not a torn end) make `open` fail with
@@ -59,12 +70,14 @@
 mod check;
 mod format;
 mod fragment;
+mod lock;
+#[cfg(test)]
+mod tests;
 
-use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use memmap2::Mmap;
 use shelf_core::raw::{
@@ -86,8 +99,19 @@ pub struct MmapPickleBackend {
     path: PathBuf,
     life: Lifecycle,
     salvage: bool,
-    st: RefCell<State>,
+    /// The index, shared by reads, exclusive for writes and rereads.
+    st: RwLock<State>,
+    /// Readers of the handle check the file one at a time (see
+    /// `lock.rs`).
+    turn: Mutex<()>,
 }
+
+// Handles are shared between threads (`Arc<Shelf>`): reads run in
+// parallel, under the file's shared `flock` and the index's read lock.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<MmapPickleBackend>();
+};
 
 struct State {
     file: File,
@@ -175,54 +199,9 @@ impl MmapPickleBackend {
         Ok(())
     }
 
-    /// Runs `f` under the file's lock, after reopening a renamed file and
-    /// rereading a changed index.
-    fn locked<T>(&self, kind: LockKind, f: impl FnOnce(&mut State) -> Result<T, Error>) -> Result<T, Error> {
-        self.life.live()?;
-        let mut st = self.st.borrow_mut();
-        if let Ok(m) = std::fs::metadata(&self.path)
-            && m.ino() != st.ino
-        {
-            // A compaction renamed a new file in: follow it.
-            let file = OpenOptions::new()
-                .read(true)
-                .write(!self.life.is_read_only())
-                .open(&self.path)
-                .map_err(io_err(&self.path))?;
-            st.ino = m.ino();
-            st.file = file;
-            st.len = u64::MAX;
-            st.map = None;
-        }
-        let file = st.file.try_clone().map_err(io_err(&self.path))?;
-        match kind {
-            LockKind::Shared => file.lock_shared(),
-            LockKind::Exclusive => file.lock(),
-        }
-        .map_err(io_err(&self.path))?;
-        let _unlock = Unlock(&file);
-        self.refresh(&mut st, kind == LockKind::Exclusive)?;
-        f(&mut st)
-    }
-
-    /// The map, covering at least `end`.
-    fn map_to(&self, st: &mut State, end: u64) -> Result<Arc<Mmap>, Error> {
-        match &st.map {
-            Some(m) if m.len() as u64 >= end => Ok(m.clone()),
-            _ => {
-                let m = Arc::new(map_file(&st.file).map_err(io_err(&self.path))?);
-                if (m.len() as u64) < end {
-                    return Err(corrupt(&self.path, "the file is shorter than its index"));
-                }
-                st.map = Some(m.clone());
-                Ok(m)
-            }
-        }
-    }
-
-    fn fragment_of(&self, st: &mut State, key: &[u8]) -> Result<Option<(Arc<Mmap>, Entry)>, Error> {
+    fn fragment_of(&self, st: &State, key: &[u8]) -> Result<Option<(Arc<Mmap>, Entry)>, Error> {
         let Some(e) = st.scan.live.get(key).copied() else { return Ok(None) };
-        Ok(Some((self.map_to(st, e.end())?, e)))
+        Ok(Some((self.map_for(st, e.end())?, e)))
     }
 
     /// Appends an entry for `key` holding the fragment `parts` make, then
@@ -289,7 +268,7 @@ impl MmapPickleBackend {
     /// [`Error::Corrupted`] when the value starts as an array but its
     /// bytes are damaged; [`Error::InvalidKey`] when the value is no array.
     pub fn get_array(&self, key: &[u8]) -> Result<Option<NdArray>, Error> {
-        self.locked(LockKind::Shared, |st| {
+        self.reading(|st| {
             let Some((map, e)) = self.fragment_of(st, key)? else { return Ok(None) };
             let owner: ArrayOwner = map;
             match NdArray::from_fragment_in(&owner, e.data_start as usize, e.data_end as usize) {
@@ -321,7 +300,7 @@ impl MmapPickleBackend {
     /// The address range of the current memory map, for checking that a
     /// view lies inside it (tests of zero-copy reads).
     pub fn mapped_range(&self) -> Option<std::ops::Range<usize>> {
-        let st = self.st.borrow();
+        let st = self.state();
         st.map.as_ref().map(|m| {
             let p = m.as_ptr() as usize;
             p..p + m.len()
@@ -424,7 +403,8 @@ impl OpenBackend for MmapPickleBackend {
             path: path.to_owned(),
             life: Lifecycle::new(flag),
             salvage: options.salvage,
-            st: RefCell::new(State {
+            turn: Mutex::new(()),
+            st: RwLock::new(State {
                 file,
                 ino,
                 len: u64::MAX,
@@ -457,15 +437,29 @@ impl KvBackend for MmapPickleBackend {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.locked(LockKind::Shared, |st| {
+        self.reading(|st| {
             Ok(self
                 .fragment_of(st, key)?
                 .map(|(map, e)| fragment::decode(&map[e.data_start as usize..e.data_end as usize])))
         })
     }
 
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        // One pass under one lock: the index is checked against the file
+        // once for the whole batch.
+        self.reading(|st| {
+            keys.iter()
+                .map(|key| {
+                    Ok(self
+                        .fragment_of(st, key)?
+                        .map(|(map, e)| fragment::decode(&map[e.data_start as usize..e.data_end as usize])))
+                })
+                .collect()
+        })
+    }
+
     fn get_shared(&self, key: &[u8]) -> Result<Option<SharedBytes>, Error> {
-        self.locked(LockKind::Shared, |st| {
+        self.reading(|st| {
             let Some((map, e)) = self.fragment_of(st, key)? else { return Ok(None) };
             let (s, t) = (e.data_start as usize, e.data_end as usize);
             match fragment::escaped_range(&map[s..t]) {
@@ -481,7 +475,7 @@ impl KvBackend for MmapPickleBackend {
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
-        self.locked(LockKind::Shared, |st| Ok(st.scan.live.contains_key(key)))
+        self.reading(|st| Ok(st.scan.live.contains_key(key)))
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -506,11 +500,11 @@ impl KvBackend for MmapPickleBackend {
     }
 
     fn len(&self) -> Result<usize, Error> {
-        self.locked(LockKind::Shared, |st| Ok(st.scan.live.len()))
+        self.reading(|st| Ok(st.scan.live.len()))
     }
 
     fn keys(&self) -> Result<KvKeys<'_>, Error> {
-        let keys: Vec<Vec<u8>> = self.locked(LockKind::Shared, |st| {
+        let keys: Vec<Vec<u8>> = self.reading(|st| {
             let mut live: Vec<_> = st.scan.live.iter().map(|(k, e)| (e.offset, k.clone())).collect();
             live.sort_unstable();
             Ok(live.into_iter().map(|(_, k)| k).collect())
@@ -519,11 +513,11 @@ impl KvBackend for MmapPickleBackend {
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
-        let pairs = self.locked(LockKind::Shared, |st| {
+        let pairs = self.reading(|st| {
             let mut live: Vec<_> = st.scan.live.iter().map(|(k, e)| (*e, k.clone())).collect();
             live.sort_unstable_by_key(|(e, _)| e.offset);
             let end = live.iter().map(|(e, _)| e.end()).max().unwrap_or(0);
-            let map = self.map_to(st, end)?;
+            let map = self.map_for(st, end)?;
             Ok(live
                 .into_iter()
                 .map(|(e, k)| Ok((k, fragment::decode(&map[e.data_start as usize..e.data_end as usize]))))
@@ -537,7 +531,7 @@ impl KvBackend for MmapPickleBackend {
         if self.life.is_read_only() {
             return Ok(());
         }
-        self.st.borrow().file.sync_data().map_err(io_err(&self.path))
+        self.state().file.sync_data().map_err(io_err(&self.path))
     }
 
     fn close(&mut self) -> Result<(), Error> {
@@ -546,7 +540,7 @@ impl KvBackend for MmapPickleBackend {
         }
         let flushed = self.flush();
         self.life.close();
-        self.st.get_mut().map = None;
+        self.st.get_mut().unwrap_or_else(PoisonError::into_inner).map = None;
         flushed
     }
 
@@ -581,18 +575,16 @@ impl KvBackend for MmapPickleBackend {
         let report = res?;
         if repair {
             // Reread what the repair left.
-            self.st.get_mut().len = u64::MAX;
+            self.st.get_mut().unwrap_or_else(PoisonError::into_inner).len = u64::MAX;
         }
         Ok(report)
     }
 
     fn commit_number(&self) -> Result<u64, Error> {
-        self.locked(LockKind::Shared, |st| Ok(u64::from(st.commit.max(0).unsigned_abs())))
+        self.reading(|st| Ok(u64::from(st.commit.max(0).unsigned_abs())))
     }
 
     fn stats(&self) -> Result<StorageStats, Error> {
-        self.locked(LockKind::Shared, |st| {
-            Ok(StorageStats::new(st.len, Some(st.scan.dead_bytes), vec![self.path.clone()]))
-        })
+        self.reading(|st| Ok(StorageStats::new(st.len, Some(st.scan.dead_bytes), vec![self.path.clone()])))
     }
 }

@@ -1,8 +1,9 @@
 //! Inserts 1,000,000 keys of 100-byte values into a redb shelf backend
 //! before a single `flush`, and reports the process's peak memory (VmHWM):
-//! the write overlay is bounded ([`backend_redb::DEFAULT_OVERLAY_BYTES`]),
-//! so the peak stays near that bound plus redb's own cache, not the 116 MB
-//! of data written. `cargo run --release -p backend-redb --example unsynced_memory`.
+//! the pending writes are bounded ([`backend_redb::DEFAULT_OVERLAY_BYTES`]:
+//! past it the open write transaction is committed, not durably), so the
+//! peak stays near that bound plus redb's own pages and cache, not the
+//! 116 MB of data written (138 MiB measured on the project's VM). `cargo run --release -p backend-redb --example unsynced_memory`.
 
 use std::time::Instant;
 
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     db.flush()?;
     println!(
         "1000000 inserts of 100 B then one flush: {:.2} s; peak RSS before the flush {:.1} MiB, after {:.1} MiB \
-         (overlay bound {} MiB)",
+         (bound of pending writes {} MiB)",
         start.elapsed().as_secs_f64(),
         before_sync,
         peak_rss_mib(),

@@ -7,8 +7,20 @@ use shelf_core::raw::{self, show_key};
 use shelf_core::{CheckReport, Error};
 
 use crate::open::file_size;
+use crate::shared::Shared;
 use crate::snapshot::Handle;
-use crate::{DATA, RedbBackend, backend_err, err};
+use crate::{DATA, NAME, RedbBackend, backend_err, err};
+
+/// Why redb's check or compaction cannot run: they need the database to
+/// themselves.
+#[derive(Debug, thiserror::Error)]
+#[error("a read-only handle of this process shares the database; close it first")]
+struct SharedWithReader;
+
+/// [`SharedWithReader`] as shelf's error, naming the operation.
+fn not_alone(operation: &'static str) -> Error {
+    Error::Backend { backend: NAME, operation, source: Box::new(SharedWithReader) }
+}
 
 /// What an audit of the file found: the number of sound entries, one line
 /// per problem, and the keys whose checksum failed.
@@ -30,11 +42,12 @@ impl RedbBackend {
         self.life.writable("check")?;
         self.commit(false)?;
         self.invalidate();
-        let Some(Handle::Rw(db)) = self.handle.as_mut() else {
-            return Err(Error::ReadOnly { operation: "check" });
+        let Some(Handle::Db(shared)) = self.handle.as_mut() else {
+            return Err(Error::read_only("check"));
         };
         let path = self.damage.path().display().to_string();
-        let checked = raw::shield(|| db.check_integrity())
+        let checked = Shared::exclusive(shared, |db| raw::shield(|| db.check_integrity()))
+            .ok_or_else(|| not_alone("check the file"))?
             .unwrap_or_else(|message| Err(DatabaseError::Storage(StorageError::Corrupted(message))));
         let mut problems = Vec::new();
         let mut repaired = false;
@@ -50,7 +63,7 @@ impl RedbBackend {
             }
             Err(e) => return Err(backend_err("check the file")(e.into())),
         }
-        self.invalidate();
+        self.committed();
         let Audit { good, problems: found, bad } = self.audit()?;
         problems.extend(found);
         if !bad.is_empty() {
@@ -64,8 +77,8 @@ impl RedbBackend {
 
     /// Removes `keys` from the file in one durable commit.
     fn drop_entries(&mut self, keys: &[Vec<u8>]) -> Result<(), Error> {
-        let Some(Handle::Rw(db)) = self.handle.as_ref() else {
-            return Err(Error::ReadOnly { operation: "check" });
+        let Some(db) = self.handle.as_ref().and_then(Handle::db) else {
+            return Err(Error::read_only("check"));
         };
         let txn = db.begin_write().map_err(err("begin a write transaction"))?;
         {
@@ -75,7 +88,7 @@ impl RedbBackend {
             }
         }
         txn.commit().map_err(err("commit"))?;
-        self.invalidate();
+        self.committed();
         Ok(())
     }
 
@@ -134,13 +147,18 @@ impl RedbBackend {
         self.invalidate();
         let path = self.damage.path().to_owned();
         let before = file_size(&path);
-        let Some(Handle::Rw(db)) = self.handle.as_mut() else {
-            return Err(Error::ReadOnly { operation: "compact" });
+        let Some(Handle::Db(shared)) = self.handle.as_mut() else {
+            return Err(Error::read_only("compact"));
         };
-        self.damage.shield("compact", || {
-            while db.compact().map_err(err("compact"))? {}
-            Ok(())
-        })?;
+        let damage = &self.damage;
+        let compacted = Shared::exclusive(shared, |db| {
+            damage.shield("compact", || {
+                while db.compact().map_err(err("compact"))? {}
+                Ok(())
+            })
+        });
+        compacted.ok_or_else(|| not_alone("compact"))??;
+        self.committed();
         Ok(before.saturating_sub(file_size(&path)))
     }
 }

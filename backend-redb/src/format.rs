@@ -73,8 +73,8 @@ impl RedbBackend {
     /// Writes the format record into a blank file, durably, unless another
     /// handle wrote anything first.
     pub(crate) fn init_format(&mut self) -> Result<(), Error> {
-        let Some(Handle::Rw(db)) = self.handle.as_ref() else {
-            return Err(Error::ReadOnly { operation: "initialise the file" });
+        let Some(db) = self.handle.as_ref().and_then(Handle::db) else {
+            return Err(Error::read_only("initialise the file"));
         };
         self.damage.shield("initialise the file", || {
             let txn = db.begin_write().map_err(err("begin a write transaction"))?;
@@ -90,7 +90,7 @@ impl RedbBackend {
             }
             txn.commit().map_err(err("commit"))
         })?;
-        self.invalidate();
+        self.committed();
         Ok(())
     }
 

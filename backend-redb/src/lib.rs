@@ -9,14 +9,21 @@
 //! [`BackendOptions::multi_process`] the file is opened in redb's
 //! [`ConcurrencyMode::MultiWriter`](redb::ConcurrencyMode::MultiWriter), so several processes may read and write
 //! it at once (each sees the others' writes once they are flushed); without
-//! it one handle holds the file alone and a second open fails with
-//! [`OpenError::Locked`]. Flag `r` opens the file read-only: several readers
-//! may share it, a writer excludes them.
+//! it one writable handle holds the file alone and a second writable open
+//! fails with [`OpenError::Locked`]. Flag `r` opens the file read-only:
+//! several readers may share it; a writer in another process excludes
+//! them, and a reader opened beside a writer of the same process shares
+//! that writer's redb database (redb locks the file for the whole process),
+//! reading what the writer has committed (each sync shows in the reader's
+//! next read). Reads take `&self`: one handle serves readers on several
+//! threads at once (redb's MVCC).
 //!
 //! ## On-disk format
 //! A plain redb 4 file (it starts with redb's magic number, which
 //! [`probe`] looks for; redb locks the file itself, so no other file is
-//! ever made beside it). Two tables, both `&[u8] -> &[u8]`:
+//! ever made beside it; a file this backend closed cleanly carries the
+//! extended attribute `user.shelf.redb.clean`, see "Damage"). Two tables,
+//! both `&[u8] -> &[u8]`:
 //! - `shelf`: the entries, key bytes to stored value;
 //! - `shelf_meta`: the metadata, the name's UTF-8 bytes to the stored
 //!   value, plus the commit number under the key [`COMMIT_KEY`] (eight
@@ -47,11 +54,21 @@
 //!   redb's count, read in O(1), and not walked; a listing checks it);
 //! - a get that misses is confirmed by a range seek; a damaged branch page
 //!   can still make a get on a read-only handle miss a present key (redb
-//!   verifies branch checksums only at a writable open and in `check`);
+//!   verifies branch checksums only at a writable open of a file changed
+//!   since its clean close, after a crash, and in `check`);
 //! - a writable open verifies every page checksum of redb's
 //!   ([`Builder::set_check_integrity_on_open`](redb::Builder::set_check_integrity_on_open); about 10 ms for a 15 MB
 //!   file) and refuses a damaged file with [`OpenError::Corrupted`] or
-//!   [`OpenError::Backend`];
+//!   [`OpenError::Backend`], unless the file is exactly as this backend's
+//!   last clean close left it: redb recorded the clean shutdown inside the
+//!   file, and the backend stamped it after the close with an extended
+//!   attribute (`user.shelf.redb.clean`: inode, size and modification
+//!   time), which every writable open removes. Such a reopen costs what
+//!   redb's own open costs. A crash, a write or copy since, or a file
+//!   system without user extended attributes means a full verification
+//!   (redb also repairs, verifying first, any file it did not close
+//!   cleanly); damage that keeps the modification time (a disk's silent
+//!   bit rot) is met by the value checksums at read and by `check`;
 //! - a panic inside redb is caught without printing anything and becomes
 //!   [`Error::Corrupted`] (or [`OpenError::Corrupted`]) with redb's message.
 //!
@@ -62,41 +79,54 @@
 //! [`CheckReport::dropped_keys`]).
 //!
 //! ## Durability
-//! Writes go to an in-memory overlay that every read of this handle
-//! consults first, so they are visible at once and cost no I/O. They reach
-//! the file in one write transaction: at [`KvBackend::flush`] (and
-//! [`KvBackend::close`]) a durable one ([`Durability::Immediate`](redb::Durability::Immediate), fsynced
-//! before `flush` returns), and earlier whenever the overlay outgrows its
+//! In single-process mode writes go straight into an open redb write
+//! transaction, which this handle's reads consult (so they are visible at
+//! once, read-your-writes) and which costs no I/O until it commits; in
+//! multi-process mode they go to an in-memory overlay instead, committed
+//! in one transaction. Either reaches the file: at [`KvBackend::flush`]
+//! (and [`KvBackend::close`]) in a durable commit
+//! ([`Durability::Immediate`](redb::Durability::Immediate), fsynced before
+//! `flush` returns), and earlier whenever the pending writes outgrow their
 //! bound ([`DEFAULT_OVERLAY_BYTES`] bytes of keys and values or
-//! [`DEFAULT_OVERLAY_OPS`] entries, see [`RedbBackend::set_overlay_bound`])
-//! a non-durable one ([`Durability::None`](redb::Durability::None); in multi-process mode, where redb
-//! refuses non-durable commits, a durable one). A crash loses what was not
-//! flushed, never part of a flush: redb's commits are all-or-nothing, and a
-//! batch ([`KvBackend::apply_batch`]) always lands in a single commit.
-//! redb recovers an interrupted file on the next writable open.
+//! [`DEFAULT_OVERLAY_OPS`] writes, see [`RedbBackend::set_overlay_bound`])
+//! in a non-durable one ([`Durability::None`](redb::Durability::None); in
+//! multi-process mode, where redb refuses non-durable commits, a durable
+//! one). A crash loses what was not flushed, never part of a flush: redb's
+//! commits are all-or-nothing, and a batch ([`KvBackend::apply_batch`])
+//! always lands in a single commit. A failed commit, or a batch that fails
+//! half-way for a reason other than a size redb refuses (checked first),
+//! drops the open write transaction: the writes since the last commit are
+//! lost as in a crash. redb recovers an interrupted file on the next
+//! writable open.
 //!
 //! ## Reads and other details
-//! Reads of a single-process handle share one cached read transaction,
-//! dropped at every commit; in multi-process mode each read takes a fresh
-//! one, so other processes' flushed writes show at once. `len` is
-//! O(1) in single-process mode and O(pending writes) in multi-process mode.
-//! Flag `n` deletes the entries and the metadata in one durable commit (the
-//! commit number keeps growing). A created file gets `options.mode` (less
-//! the umask).
+//! Reads of a single-process handle share one cached read transaction
+//! (behind a read-write lock, so threads read in parallel), taken afresh
+//! after every commit of the database; in multi-process mode each read
+//! takes a fresh one, so other processes' flushed writes show at once.
+//! [`KvBackend::get_many`] reads every key in one read transaction. `len`
+//! is O(1) in single-process mode and O(pending writes) in multi-process
+//! mode. Flag `n` deletes the entries and the metadata in one durable
+//! commit (the commit number keeps growing). A created file gets
+//! `options.mode` (less the umask). `compact` and `check(true)` need the
+//! database to themselves: they fail while a read-only handle of the
+//! process shares it.
 
 mod check;
+mod clean;
 mod format;
 mod open;
 mod overlay;
 mod read;
+mod shared;
 mod snapshot;
+mod txn;
 mod write;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Mutex;
 
 use redb::TableDefinition;
 use shelf_core::raw::{BackendOptions, Damage, Lifecycle, OpenBackend, Probe, ValueForm, range_is_empty};
@@ -123,17 +153,19 @@ pub use open::{MAGIC, probe};
 pub use redb;
 
 use overlay::Overlay;
-use snapshot::{Handle, Snapshot};
+use snapshot::{Cache, Handle};
+use txn::Writing;
 
 /// The backend's registry name.
 pub const NAME: &str = "redb";
 
-/// Default bound of the write overlay, in bytes of keys and values: past
-/// it, the pending writes are committed (not durably) to the file.
+/// Default bound of the pending writes (the open write transaction's, or
+/// the overlay's in multi-process mode), in bytes of keys and values: past
+/// it, they are committed (not durably) to the file.
 pub const DEFAULT_OVERLAY_BYTES: usize = 64 << 20;
 
-/// Default bound of the write overlay, in entries: past it, the pending
-/// writes are committed (not durably) to the file.
+/// Default bound of the pending writes, in writes: past it, they are
+/// committed (not durably) to the file.
 pub const DEFAULT_OVERLAY_OPS: usize = 1_000_000;
 
 /// The table of entries.
@@ -154,8 +186,11 @@ fn err<E: Into<redb::Error>>(operation: &'static str) -> impl FnOnce(E) -> Error
 
 /// A shelf backend over one redb file.
 ///
-/// Reads consult the write overlay, then a cached read transaction (a fresh
-/// one per read in multi-process mode, so other processes' commits show).
+/// Writes go straight into an open write transaction (into an overlay in
+/// multi-process mode); reads see them there, and otherwise read a cached
+/// read transaction (a fresh one per read in multi-process mode, so other
+/// processes' commits show). Reads take `&self` and run in parallel on
+/// several threads (redb's MVCC).
 pub struct RedbBackend {
     /// The file, and how its damage is reported.
     damage: Damage,
@@ -168,16 +203,30 @@ pub struct RedbBackend {
     /// A read-only handle on a blank file: each snapshot looks for the
     /// format record a writer may have written since.
     format_pending: bool,
+    /// Single-process mode: the write transaction holding the writes since
+    /// the last commit.
+    writing: Option<Writing>,
+    /// Writes in `writing`, and their bytes, against the bound.
+    pending_ops: usize,
+    pending_bytes: usize,
+    /// A sealed value on its way into the write transaction, kept to save
+    /// an allocation per write.
+    scratch: Vec<u8>,
+    /// Multi-process mode: the writes since the last commit.
     overlay: Overlay,
     meta_overlay: BTreeMap<String, Vec<u8>>,
-    /// Keys added minus keys removed by the overlay (single-process mode).
-    len_delta: isize,
     /// A non-durable commit happened since the last durable one.
     undurable: bool,
     max_bytes: usize,
     max_ops: usize,
-    cache: Mutex<Option<Snapshot>>,
+    cache: Cache,
 }
+
+/// The bound the lead's `KvBackend: Send + Sync` needs, checked here.
+const _: fn() = || {
+    fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<RedbBackend>();
+};
 
 impl std::fmt::Debug for RedbBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,7 +235,7 @@ impl std::fmt::Debug for RedbBackend {
             .field("open", &self.handle.is_some())
             .field("read_only", &self.life.is_read_only())
             .field("multi_process", &self.multi_process)
-            .field("pending", &self.overlay.len())
+            .field("pending", &self.pending())
             .finish()
     }
 }
@@ -237,10 +286,17 @@ impl KvBackend for RedbBackend {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         self.life.live()?;
-        if let Some(v) = self.overlay.get(key) {
-            return Ok(v.map(<[u8]>::to_vec));
-        }
-        self.with_snapshot(|s| self.db_get(s, &s.data, key))
+        self.value(key)
+    }
+
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        self.life.live()?;
+        self.value_with(key, f)
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.life.live()?;
+        self.values(keys)
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
@@ -250,25 +306,15 @@ impl KvBackend for RedbBackend {
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.life.writable("insert")?;
-        self.stage(key, Some(value), None)?;
+        self.put(key, Some(value))?;
         self.maybe_spill()
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
         self.life.writable("remove")?;
-        let (was, in_db) = match self.overlay.get(key) {
-            Some(v) => (v.is_some(), None),
-            None => {
-                let in_db = self.with_snapshot(|s| Self::db_contains(&s.data, key))?;
-                (in_db, Some(in_db))
-            }
-        };
-        if !was {
-            return Ok(false);
-        }
-        self.stage(key, None, in_db)?;
+        let was = self.put(key, None)?;
         self.maybe_spill()?;
-        Ok(true)
+        Ok(was)
     }
 
     fn len(&self) -> Result<usize, Error> {
@@ -302,9 +348,11 @@ impl KvBackend for RedbBackend {
         if !self.life.close() {
             return Ok(());
         }
-        let flushed = if self.life.is_read_only() { Ok(()) } else { self.commit(false) };
+        let writer = !self.life.is_read_only();
+        let flushed = if writer { self.commit(false) } else { Ok(()) };
+        self.abort();
         self.invalidate();
-        let closed = self.handle.take().map_or(Ok(()), Handle::close);
+        let closed = self.handle.take().map_or(Ok(()), |h| h.close(writer));
         self.overlay.clear();
         self.meta_overlay.clear();
         flushed.and(closed)
@@ -326,34 +374,9 @@ impl KvBackend for RedbBackend {
 
     fn apply_batch(&mut self, ops: &[BatchOp<'_>]) -> Result<(), Error> {
         self.life.writable("apply a batch")?;
-        // Every lookup first, so a failure leaves the overlay untouched;
-        // the whole batch then lands in one commit.
-        let mut known: BTreeMap<&[u8], bool> = BTreeMap::new();
-        if !self.multi_process {
-            for op in ops {
-                let k = match *op {
-                    BatchOp::Insert(k, _) | BatchOp::Remove(k) => k,
-                };
-                if !self.overlay.holds(k) && !known.contains_key(k) {
-                    let in_db = self.with_snapshot(|s| Self::db_contains(&s.data, k))?;
-                    known.insert(k, in_db);
-                }
-            }
-        }
-        for op in ops {
-            match *op {
-                BatchOp::Insert(k, v) => self.stage(k, Some(v), known.get(k).copied())?,
-                BatchOp::Remove(k) => {
-                    let here = match self.overlay.get(k) {
-                        Some(v) => v.is_some(),
-                        None => known.get(k).copied().unwrap_or(true),
-                    };
-                    if here {
-                        self.stage(k, None, known.get(k).copied())?;
-                    }
-                }
-            }
-        }
+        // The whole batch lands in one commit: the bound is looked at only
+        // after it.
+        self.put_batch(ops)?;
         self.maybe_spill()
     }
 
@@ -463,5 +486,33 @@ mod tests {
         assert!(b.commit_number().unwrap() > before);
         assert_eq!(b.len().unwrap(), 10);
         assert_eq!(b.get(&[7]).unwrap(), Some(vec![7]));
+    }
+
+    #[test]
+    fn a_clean_close_is_trusted_until_the_file_changes() {
+        let (dir, mut b) = fresh();
+        let path = dir.path().join("db");
+        let value = b"a value that is easy to find on disk".to_vec();
+        for i in 0..100u32 {
+            b.insert(&i.to_be_bytes(), &value).unwrap();
+        }
+        b.close().unwrap();
+        drop(b);
+        if !clean::is_clean(&path) {
+            eprintln!("skip: the file system of {} keeps no user extended attributes", path.display());
+            return;
+        }
+        let b = RedbBackend::open(&path, &BackendOptions::with_flag(Flag::Write)).unwrap();
+        assert!(!clean::is_clean(&path), "a writable handle may change the file: no stamp while it is open");
+        drop(b);
+        assert!(clean::is_clean(&path), "stamped again at the clean close");
+        // A flip in a value, written outside redb after the clean close:
+        // the writable open verifies every page and refuses the file.
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(value.len()).position(|w| w == value.as_slice()).unwrap();
+        bytes[at + 3] ^= 0x20;
+        fs::write(&path, &bytes).unwrap();
+        assert!(!clean::is_clean(&path));
+        assert!(RedbBackend::open(&path, &BackendOptions::with_flag(Flag::Write)).is_err());
     }
 }

@@ -7,15 +7,16 @@ use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Mutex;
 
 use redb::{Builder, ConcurrencyMode, DatabaseError, StorageError};
 use shelf_core::raw::{BackendOptions, Damage, Lifecycle, Probe, ValueForm, retry_while_locked};
 use shelf_core::{Flag, OpenError};
 
+use crate::clean;
 use crate::format::Format;
 use crate::overlay::Overlay;
-use crate::snapshot::Handle;
+use crate::shared::{FileId, Shared};
+use crate::snapshot::{Cache, Handle};
 use crate::{DEFAULT_OVERLAY_BYTES, DEFAULT_OVERLAY_OPS, NAME, RedbBackend};
 
 /// The first bytes of every redb file (redb's `MAGICNUMBER`).
@@ -124,44 +125,83 @@ impl RedbBackend {
     /// One attempt at redb's open: `Ok(None)` while the file is locked.
     fn try_open(damage: &Damage, options: &BackendOptions, created: bool) -> Result<Option<Self>, OpenError> {
         let (path, multi) = (damage.path(), options.multi_process);
-        let handle = if options.flag == Flag::Read {
+        let read_only = options.flag == Flag::Read;
+        // Single-process mode: a database this process already holds open
+        // for writing is shared (redb would refuse a second open of the
+        // file in the process); a second writable handle waits, as for
+        // another process's.
+        let id = if multi { None } else { Some(FileId::of(path).map_err(|e| OpenError::io(path, e))?) };
+        if let Some(shared) = id.and_then(Shared::find) {
+            if !read_only && !shared.claim_writer() {
+                return Ok(None);
+            }
+            return Ok(Some(Self::with_handle(damage, options, Handle::Db(shared))));
+        }
+        let handle = if read_only {
             match attempt(damage, || builder(multi, false).open_read_only(path)) {
                 Ok(Some(db)) => Handle::Ro(db),
-                // Not shut down cleanly: a writable open repairs it; writes
-                // stay refused.
-                Err(OpenError::Backend { .. }) => {
-                    match attempt(damage, || builder(multi, true).open(path))? {
-                        Some(db) => Handle::Rw(db),
-                        None => return Ok(None),
-                    }
-                }
+                // Not shut down cleanly: a writable open repairs it (and
+                // verifies every page); writes stay refused.
+                Err(OpenError::Backend { .. }) => match Self::open_writable(damage, multi, true)? {
+                    Some(db) => Handle::Db(Shared::new(db, path, id, false)),
+                    None => return Ok(None),
+                },
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(e),
             }
         } else {
-            let db = attempt(damage, || {
-                if created { builder(multi, false).create(path) } else { builder(multi, true).open(path) }
-            })?;
+            let db = if created {
+                attempt(damage, || builder(multi, false).create(path))?
+            } else {
+                // A file that still carries the stamp of redb's clean
+                // close (single-process mode) is trusted as redb trusts
+                // it; any other is verified page by page.
+                Self::open_writable(damage, multi, multi || !clean::is_clean(path))?
+            };
             match db {
-                Some(db) => Handle::Rw(db),
+                Some(db) => Handle::Db(Shared::new(db, path, id, true)),
                 None => return Ok(None),
             }
         };
-        Ok(Some(RedbBackend {
+        Ok(Some(Self::with_handle(damage, options, handle)))
+    }
+
+    /// redb's writable open of an existing file, verifying every page
+    /// checksum when `verify` (redb verifies them anyway when the file was
+    /// not shut down cleanly). The clean-close stamp goes: from here on
+    /// the file may change.
+    fn open_writable(
+        damage: &Damage,
+        multi: bool,
+        verify: bool,
+    ) -> Result<Option<redb::Database>, OpenError> {
+        let path = damage.path();
+        let db = attempt(damage, || builder(multi, verify).open(path))?;
+        if db.is_some() {
+            clean::forget(path);
+        }
+        Ok(db)
+    }
+
+    fn with_handle(damage: &Damage, options: &BackendOptions, handle: Handle) -> Self {
+        RedbBackend {
             damage: damage.clone(),
             handle: Some(handle),
             life: Lifecycle::new(options.flag),
-            multi_process: multi,
+            multi_process: options.multi_process,
             // Set by `open` once the file's format is known.
             form: ValueForm::Plain,
             format_pending: false,
+            writing: None,
+            pending_ops: 0,
+            pending_bytes: 0,
+            scratch: Vec::new(),
             overlay: Overlay::default(),
             meta_overlay: BTreeMap::new(),
-            len_delta: 0,
             undurable: false,
             max_bytes: DEFAULT_OVERLAY_BYTES,
             max_ops: DEFAULT_OVERLAY_OPS,
-            cache: Mutex::new(None),
-        }))
+            cache: Cache::default(),
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The write overlay: pending writes, kept in memory until a commit, and
+//! The write overlay of multi-process mode: pending writes, kept in memory
+//! until a commit (other processes may write the file meanwhile), and
 //! the merge of the file's entries with them.
 
 use std::collections::BTreeMap;
@@ -36,11 +37,6 @@ impl Overlay {
     /// `Some(value or None for a remove)` when the overlay holds `key`.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.map.get(key).map(|s| s.map(|s| self.slice(s)))
-    }
-
-    /// Whether the overlay holds a write of `key`.
-    pub(crate) fn holds(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
     }
 
     /// Every pending write in key order: the key and its value, or `None`

@@ -1,41 +1,75 @@
 //! Read snapshots of the file: the redb handle, the cached read
-//! transaction of a single-process handle, and what a read needs of the
-//! backend.
+//! transaction of a single-process handle (taken afresh after a commit of
+//! the database it reads), and what a read needs of the backend.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use redb::{ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableError};
 use shelf_core::Error;
 use shelf_core::raw::{Damage, ValueForm};
 
 use crate::FORMAT_KEY;
+use crate::shared::Shared;
 use crate::{DATA, META, RedbBackend, backend_err, err};
 
 /// A table of a read snapshot.
 pub(crate) type Table = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
-/// The open redb handle: writable, or read-only (flag `r`).
+/// The open redb handle.
 pub(crate) enum Handle {
-    Rw(redb::Database),
+    /// A writable redb database: this handle's own, or, for a read-only
+    /// handle opened beside a writable one of this process, that one's
+    /// (see [`Shared`]).
+    Db(Arc<Shared>),
+    /// redb's read-only database (flag `r`, no writer in this process).
     Ro(ReadOnlyDatabase),
 }
 
 impl Handle {
     fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
         match self {
-            Handle::Rw(db) => db.begin_read(),
+            Handle::Db(shared) => shared.db.begin_read(),
             Handle::Ro(db) => db.begin_read(),
         }
     }
 
-    /// Closes the database.
-    pub(crate) fn close(self) -> Result<(), Error> {
+    /// The number of commits through the database (0 for a read-only
+    /// one, which nothing in this process writes).
+    pub(crate) fn generation(&self) -> u64 {
         match self {
-            Handle::Rw(db) => db.close().map_err(err("close")),
+            Handle::Db(shared) => shared.generation(),
+            Handle::Ro(_) => 0,
+        }
+    }
+
+    /// The writable database, when this is one.
+    pub(crate) fn db(&self) -> Option<&redb::Database> {
+        match self {
+            Handle::Db(shared) => Some(&shared.db),
+            Handle::Ro(_) => None,
+        }
+    }
+
+    /// Closes this handle's share of the database; `writer` tells whether
+    /// it was the writable handle.
+    pub(crate) fn close(self, writer: bool) -> Result<(), Error> {
+        match self {
+            Handle::Db(shared) => Shared::release(shared, writer),
             Handle::Ro(db) => db.close().map_err(err("close")),
         }
     }
 }
+
+/// A snapshot kept for the next reads, with the generation of the
+/// database it was taken at.
+pub(crate) struct Cached {
+    generation: u64,
+    snap: Snapshot,
+}
+
+/// The cache of a single-process handle's read snapshot: shared by
+/// readers on several threads (`RwLock`), replaced after a commit.
+pub(crate) type Cache = RwLock<Option<Cached>>;
 
 /// A read snapshot of the file: the two tables, or `None` where a table does
 /// not exist yet.
@@ -50,7 +84,7 @@ pub(crate) struct Snapshot {
 /// write can look the file up while it holds the overlay.
 pub(crate) struct Reader<'a> {
     pub(crate) handle: Option<&'a Handle>,
-    pub(crate) cache: &'a Mutex<Option<Snapshot>>,
+    pub(crate) cache: &'a Cache,
     pub(crate) multi_process: bool,
     pub(crate) form: ValueForm,
     pub(crate) format_pending: bool,
@@ -80,25 +114,31 @@ impl Reader<'_> {
         Ok(Snapshot { data, meta, form })
     }
 
-    /// Runs `f` on a snapshot of the file: the cached one, or a fresh one in
+    /// Runs `f` on a snapshot of the file: the cached one (taken afresh
+    /// once the database has committed since), or a fresh one in
     /// multi-process mode. A panic inside redb (a file damaged outside redb
-    /// can make it index out of a page) becomes [`Error::Corrupted`].
+    /// can make it index out of a page) becomes [`Error::Corrupted`], and
+    /// drops the cached snapshot.
     pub(crate) fn with_snapshot<T>(&self, f: impl FnOnce(&Snapshot) -> Result<T, Error>) -> Result<T, Error> {
         if self.multi_process {
             return self.damage.shield("read", || f(&self.fresh_snapshot()?));
         }
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = self.damage.shield("read", || {
-            if cache.is_none() {
-                *cache = Some(self.fresh_snapshot()?);
+        let generation = self.handle.map_or(0, Handle::generation);
+        {
+            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.as_ref().filter(|c| c.generation == generation) {
+                let result = self.damage.shield("read", || f(&c.snap));
+                if matches!(result, Err(Error::Corrupted { .. })) {
+                    drop(cache);
+                    *self.cache.write().unwrap_or_else(PoisonError::into_inner) = None;
+                }
+                return result;
             }
-            match cache.as_ref() {
-                Some(snap) => f(snap),
-                None => f(&self.fresh_snapshot()?),
-            }
-        });
-        if matches!(result, Err(Error::Corrupted { .. })) {
-            *cache = None;
+        }
+        let snap = self.damage.shield("read", || self.fresh_snapshot())?;
+        let result = self.damage.shield("read", || f(&snap));
+        if !matches!(result, Err(Error::Corrupted { .. })) {
+            *self.cache.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached { generation, snap });
         }
         result
     }

@@ -4,11 +4,21 @@
 //! ## Capabilities
 //! Persistent, ordered keys ([`KvBackend::range`] streams from sled),
 //! metadata and atomic batches ([`sled::Batch`]). Keys and values are any
-//! bytes, the empty key and the empty value included. One handle holds the
-//! directory at a time (sled locks its `db` file): a second open, in this
-//! process or another, fails with [`OpenError::Locked`], so
-//! `multi_process` is false and asking for it is refused with
-//! [`OpenError::Unsupported`]. No compaction, integrity check or commit
+//! bytes, the empty key and the empty value included. One process holds
+//! the directory at a time (sled locks its `db` file): an open from
+//! another process fails with [`OpenError::Locked`], so `multi_process` is
+//! false and asking for it is refused with [`OpenError::Unsupported`].
+//! Within one process, handles on one directory share one `sled::Db`
+//! (found through a process-wide table keyed by the directory's device
+//! and inode, holding it weakly: the last handle's close closes sled):
+//! any number of read-only handles and at most one writable handle at a
+//! time, so a second writable open fails with [`OpenError::Locked`] as in
+//! two processes. A reader beside the writer sees every write of the
+//! writer at once, flushed or not (they are one engine), and keeps
+//! working after the writer closes; such a reader does not check a full
+//! listing against a count (the entries change under it; see Damage).
+//! The handle is `Send + Sync`: sled's trees take concurrent reads.
+//! No compaction, integrity check or commit
 //! numbers: sled 0.34 offers nothing that would make them honest.
 //! [`KvBackend::len`] walks the tree (sled does not count its entries).
 //!
@@ -66,7 +76,9 @@
 //!   The count is exact from the open on, kept by every write of the
 //!   handle, when the last session ended with a flush (or close); after a
 //!   crash, a writable open recounts (so damage and crash together go
-//!   undetected) and a read-only open does not check the count;
+//!   undetected) and a read-only open does not check the count, nor does a
+//!   read-only handle whose engine a writable handle of the process shares
+//!   or shared;
 //! - sled stops recovering its log at the first damaged message, silently
 //!   dropping every write after it: the open compares the generation of the
 //!   recovered state record with [`MARKER_FILE`]'s and reports
@@ -87,16 +99,19 @@
 
 mod open;
 mod read;
+mod share;
 mod state;
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use shelf_core::raw::{BackendOptions, Damage, Lifecycle, OpenBackend, Probe, ValueForm, range_is_empty};
 use shelf_core::{BatchOp, Capabilities, Error, KvBackend, KvIter, KvKeys, KvRange, OpenError, StorageStats};
 
 pub use open::probe;
+use share::Open;
 /// The engine, re-exported so a program (or a test) can open the directory
 /// with the very version this backend writes.
 pub use sled;
@@ -134,8 +149,9 @@ fn err(operation: &'static str) -> impl FnOnce(sled::Error) -> Error {
 pub struct SledBackend {
     /// The directory, and how its damage is reported.
     damage: Damage,
-    /// `None` once closed.
-    open: Option<Open>,
+    /// `None` once closed; shared with the other handles of this process
+    /// on the directory.
+    open: Option<Arc<Open>>,
     life: Lifecycle,
     /// Layout 2 (sealed): values carry checksums and the state record is
     /// kept.
@@ -149,13 +165,6 @@ pub struct SledBackend {
     /// The private copy read on a read-only file system; dropped after the
     /// handle (fields drop in order), which removes it.
     copy: Option<tempfile::TempDir>,
-}
-
-/// The sled handle and its two trees.
-struct Open {
-    db: sled::Db,
-    data: sled::Tree,
-    meta: sled::Tree,
 }
 
 impl std::fmt::Debug for SledBackend {
@@ -179,7 +188,7 @@ impl SledBackend {
     /// The sled handle, whatever the lifecycle says (`close` still flushes
     /// through it).
     fn handle(&self) -> Result<&Open, Error> {
-        self.open.as_ref().ok_or(Error::Closed)
+        self.open.as_deref().ok_or(Error::Closed)
     }
 
     /// The sled handle of an open backend.
@@ -368,6 +377,12 @@ impl KvBackend for SledBackend {
     }
 }
 
+// The handle is shared between threads (`Arc<Shelf>`): sled's trees are.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<SledBackend>();
+};
+
 impl Drop for SledBackend {
     fn drop(&mut self) {
         let _ = self.close();
@@ -398,6 +413,66 @@ mod tests {
         let b = SledBackend::open(&path, &BackendOptions::with_flag(Flag::Read)).unwrap();
         assert_eq!(b.len().unwrap(), 1);
         assert_eq!(probe(dir.path()), Probe::Foreign);
+    }
+
+    fn opts(flag: Flag) -> BackendOptions {
+        let mut o = BackendOptions::with_flag(flag);
+        o.lock_timeout = Some(Duration::from_millis(100));
+        o
+    }
+
+    #[test]
+    fn a_reader_beside_the_writer_shares_its_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut w = SledBackend::open(&path, &opts(Flag::Create)).unwrap();
+        w.insert(b"a", b"1").unwrap();
+        w.flush().unwrap();
+        let r = SledBackend::open(&path, &opts(Flag::Read)).unwrap();
+        assert_eq!(r.get(b"a").unwrap().as_deref(), Some(&b"1"[..]), "synced data");
+        w.insert(b"b", b"2").unwrap();
+        assert_eq!(r.get(b"b").unwrap().as_deref(), Some(&b"2"[..]), "written data, one engine");
+        w.flush().unwrap();
+        assert_eq!(r.len().unwrap(), 2, "the reader's listing follows the writer's");
+        let second = SledBackend::open(&path, &opts(Flag::Write));
+        assert!(matches!(second, Err(OpenError::Locked { .. })), "{:?}", second.map(|_| ()));
+        assert!(matches!(r.get(b"a"), Ok(Some(_))), "a refused writer leaves the reader alone");
+        drop(w);
+        assert_eq!(r.get(b"b").unwrap().as_deref(), Some(&b"2"[..]), "the reader outlives the writer");
+        assert_eq!(r.keys().unwrap().collect::<Result<Vec<_>, _>>().unwrap().len(), 2);
+        // The writer's place is free again: a new writer joins the reader.
+        let mut w2 = SledBackend::open(&path, &opts(Flag::Write)).unwrap();
+        w2.insert(b"c", b"3").unwrap();
+        assert_eq!(r.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+        w2.close().unwrap();
+        drop(r);
+        // The last handle closed sled: the directory opens again, alone.
+        let again = SledBackend::open(&path, &opts(Flag::Read)).unwrap();
+        assert_eq!(again.len().unwrap(), 3);
+    }
+
+    #[test]
+    fn readers_share_across_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut w = SledBackend::open(&path, &opts(Flag::Create)).unwrap();
+        for i in 0..100u32 {
+            w.insert(&i.to_le_bytes(), &i.to_be_bytes()).unwrap();
+        }
+        w.flush().unwrap();
+        let w = std::sync::Arc::new(w);
+        let seen: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let w = &w;
+                    s.spawn(move || {
+                        (0..100u32).filter(|i| w.get(&i.to_le_bytes()).unwrap().is_some()).count()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(seen, [100, 100]);
     }
 
     #[test]

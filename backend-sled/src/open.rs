@@ -7,12 +7,16 @@ use std::fs;
 use std::io::{ErrorKind, Read};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use shelf_core::raw::{self, BackendOptions, Damage, Lifecycle, Probe, ValueForm, retry_while_locked};
+use shelf_core::raw::{
+    self, BackendOptions, Damage, FileId, Lifecycle, Probe, ValueForm, retry_while_locked,
+};
 use shelf_core::{Error, Flag, OpenError};
 
+use crate::share::{self, Open};
 use crate::state::{MARKER_FILE, STATE_KEY, State, read_marker, write_marker};
-use crate::{DATA_TREE, LAYOUT_1, LAYOUT_2, MARKER_KEY, META_TREE, NAME, Open, RELEASE_WAIT, SledBackend};
+use crate::{DATA_TREE, LAYOUT_1, LAYOUT_2, MARKER_KEY, META_TREE, NAME, RELEASE_WAIT, SledBackend};
 
 /// What is at `path` for this backend: a directory holding sled's `conf`
 /// and `db` files and either shelf's [`MARKER_FILE`] or a `conf` in sled's
@@ -155,7 +159,28 @@ impl SledBackend {
         let copy = if life.is_read_only() && cannot_write(path) { Some(private_copy(path)?) } else { None };
         let engine_path = copy.as_ref().map_or_else(|| path.to_owned(), |t| t.path().join("db"));
         let damage = Damage::new(path, NAME);
-        let open = match retry_while_locked(path, options, || Self::try_open(&engine_path, &damage)) {
+        let writer = !life.is_read_only();
+        let attempt = || {
+            // Another handle of this process holds the directory: share
+            // its engine (sled would refuse a second open in the process).
+            // A private copy is this handle's alone; otherwise the
+            // directory's identity (once it exists: a new database's only
+            // after the open) finds and records the shared engine.
+            let id = || if copy.is_none() { FileId::of(path).ok() } else { None };
+            if let Some(open) = id().and_then(|id| share::OPEN.find(id)) {
+                return Ok((!writer || open.writer.claim()).then_some(open));
+            }
+            let Some(open) = Self::try_open(&engine_path, &damage)? else { return Ok(None) };
+            let open = Arc::new(open);
+            if writer {
+                open.writer.claim();
+            }
+            if let Some(id) = id() {
+                share::OPEN.register(id, &open);
+            }
+            Ok(Some(open))
+        };
+        let open = match retry_while_locked(path, options, attempt) {
             Ok(o) => o,
             Err(e) => {
                 if created && !matches!(e, OpenError::Locked { .. }) && probe(path) != Probe::Mine {
@@ -195,7 +220,7 @@ impl SledBackend {
             let db = sled::Config::new().path(engine_path).open()?;
             let data = db.open_tree(DATA_TREE)?;
             let meta = db.open_tree(META_TREE)?;
-            Ok(Open { db, data, meta })
+            Ok(Open::new(db, data, meta))
         })?;
         match opened {
             Ok(o) => Ok(Some(o)),
@@ -306,11 +331,18 @@ impl SledBackend {
         Ok(())
     }
 
-    /// Drops the sled handle and waits for its threads to let go of the lock.
+    /// Lets go of the engine: the writer's place, then the handle. The
+    /// last handle of the process closes sled and waits for its threads
+    /// to let go of the lock.
     pub(crate) fn release(&mut self) {
         if let Some(open) = self.open.take() {
-            drop(open);
-            raw::wait_for_release(&self.engine_path().join("db"), RELEASE_WAIT);
+            if !self.life.is_read_only() {
+                open.writer.release();
+            }
+            if let Some(last) = Arc::into_inner(open) {
+                drop(last);
+                raw::wait_for_release(&self.engine_path().join("db"), RELEASE_WAIT);
+            }
         }
     }
 

@@ -87,8 +87,8 @@ impl SqliteBackend {
             return Ok(CheckReport::new(good, problems, false));
         }
         self.commit()?;
-        let c = self.conn()?;
-        c.execute_batch("REINDEX").tag("rebuild the indexes").map_err(|e| self.err(e))?;
+        let reindexed = self.conn()?.execute_batch("REINDEX").tag("rebuild the indexes");
+        reindexed.map_err(|e| self.err(e))?;
         let (_, after) = self.problems()?;
         Ok(CheckReport::new(good, problems, after.is_empty()))
     }
@@ -112,11 +112,13 @@ impl SqliteBackend {
     pub(crate) fn run_compact(&mut self) -> Result<u64, Error> {
         self.commit()?;
         let before = self.logical_size()?;
-        let c = self.conn()?;
-        c.execute_batch("VACUUM").tag("vacuum").map_err(|e| self.err(e))?;
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .tag("checkpoint")
-            .map_err(|e| self.err(e))?;
+        {
+            let c = self.conn()?;
+            c.execute_batch("VACUUM").tag("vacuum").map_err(|e| self.err(e))?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .tag("checkpoint")
+                .map_err(|e| self.err(e))?;
+        }
         Ok(before.saturating_sub(self.logical_size()?))
     }
 
@@ -150,7 +152,7 @@ impl SqliteBackend {
         let op = "read the commit number";
         let version: i64 =
             c.query_row("PRAGMA data_version", [], |r| r.get(0)).tag(op).map_err(|e| self.err(e))?;
-        let ours: i64 = if format::table_exists(c, "shelf_meta").map_err(|e| self.err(e))? {
+        let ours: i64 = if format::table_exists(&c, "shelf_meta").map_err(|e| self.err(e))? {
             c.query_row("SELECT COALESCE((SELECT value FROM shelf_meta WHERE name = ?), 0)", [COMMITS], |r| {
                 r.get(0)
             })

@@ -31,9 +31,9 @@ pub(crate) const HAS_KEY: &str = "SELECT 1 FROM Dict WHERE key = CAST(? AS BLOB)
 pub(crate) const STORE_KV: &str = "REPLACE INTO Dict (key, value) VALUES (CAST(? AS BLOB), CAST(? AS BLOB))";
 /// CPython's `DELETE_KEY`.
 pub(crate) const DELETE_KEY: &str = "DELETE FROM Dict WHERE key = CAST(? AS BLOB)";
-/// CPython's `ITER_KEYS`, in byte order (the UNIQUE index on `key` gives
-/// it without sorting; BLOBs compare with `memcmp`, then by length).
-pub(crate) const ITER_KEYS: &str = "SELECT key FROM Dict ORDER BY key";
+// CPython's `ITER_KEYS` ("SELECT key FROM Dict") is paged here in byte
+// order instead (`read::Pager`): the UNIQUE index on `key` gives it
+// without sorting; BLOBs compare with `memcmp`, then by length.
 
 /// shelf's own table, beside `Dict`: CPython's `dbm.sqlite3` names only
 /// `Dict` in its statements, and `whichdb` reads only the header, so an

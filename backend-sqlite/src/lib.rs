@@ -24,6 +24,15 @@
 //!   shelf sharing a database with CPython should sync promptly.
 //! - `compact` (`VACUUM`), `check` (`PRAGMA integrity_check`; `check(false)`
 //!   reads only), `commit_number`, `metadata`.
+//! - Handles are `Send + Sync`. A handle has one SQLite connection (its
+//!   open write transaction makes its own unsynced writes visible to its
+//!   reads, which another connection could not see), behind a mutex:
+//!   reads from several threads take turns, a listing holds it one page
+//!   (512 rows) at a time, and [`KvBackend::get_many`] runs its lookups
+//!   under one lock and one read transaction (one snapshot) with one
+//!   prepared statement. Parallel readers open handles of their own
+//!   (a reader beside a writer, in this process or another, sees what the
+//!   writer synced, at its next statement).
 //!
 //! ## On-disk format
 //!
@@ -98,6 +107,7 @@ mod write;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -113,8 +123,10 @@ pub const NAME: &str = "sqlite";
 
 /// A shelf backend over a `dbm.sqlite3` file.
 pub struct SqliteBackend {
-    /// `None` once closed.
-    conn: Option<Connection>,
+    /// `None` once closed. rusqlite's `Connection` is `Send` but not
+    /// `Sync` (one SQLite connection runs one statement at a time), so
+    /// reads on several threads take turns on it.
+    conn: Option<Mutex<Connection>>,
     path: PathBuf,
     life: Lifecycle,
     /// How long writes wait for another connection's write lock.
@@ -138,8 +150,15 @@ pub(crate) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 }
 
 impl SqliteBackend {
-    /// The connection of an open handle.
-    fn conn(&self) -> Result<&Connection, Error> {
+    /// The connection of an open handle, locked: never call another
+    /// method that locks it while holding it.
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, Error> {
+        self.life.live()?;
+        self.conn.as_ref().map(lock).ok_or(Error::Closed)
+    }
+
+    /// The connection's lock, for listings that take it page by page.
+    fn conn_lock(&self) -> Result<&Mutex<Connection>, Error> {
         self.life.live()?;
         self.conn.as_ref().ok_or(Error::Closed)
     }
@@ -150,8 +169,8 @@ impl SqliteBackend {
     }
 
     fn pager(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<KvRange<'_>, Error> {
-        let conn = self.conn()?;
-        let pager = read::Pager::new(conn, &self.path, self.busy, owned_bound(lo), owned_bound(hi));
+        let conn = self.conn_lock()?;
+        let pager = read::Pager::new(conn, &self.path, self.busy, owned_bound(lo), owned_bound(hi), true);
         let path = self.path.clone();
         // The pages come in key order by construction; Walk turns an index
         // that yields them otherwise (damage) into an error.
@@ -195,7 +214,12 @@ impl KvBackend for SqliteBackend {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let c = self.conn()?;
-        read::lookup(c, &self.path, key).map_err(|e| e.into_error(&self.path, self.busy))
+        read::lookup(&c, &self.path, key).map_err(|e| e.into_error(&self.path, self.busy))
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let c = self.conn()?;
+        read::lookup_many(&c, &self.path, keys).map_err(|e| e.into_error(&self.path, self.busy))
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
@@ -224,17 +248,11 @@ impl KvBackend for SqliteBackend {
     }
 
     fn keys(&self) -> Result<KvKeys<'_>, Error> {
-        let c = self.conn()?;
-        let op = "list keys";
-        let mut stmt = c.prepare_cached(format::ITER_KEYS).tag(op).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).tag(op).map_err(|e| self.err(e))?;
-        let mut keys = Vec::new();
-        while let Some(row) = rows.next().tag(op).map_err(|e| self.err(e))? {
-            keys.push(read::bytes_of(row.get_ref(0).tag(op).map_err(|e| self.err(e))?, "a key", &self.path)?);
-        }
-        // Collected: the statement borrows the connection's cache, which
-        // cannot outlive this call (`iter` pages through instead).
-        Ok(Box::new(keys.into_iter().map(Ok)))
+        // Paged through the key index, keys only, in byte order: no
+        // statement stays open (nor the connection locked) between pages.
+        let conn = self.conn_lock()?;
+        let pager = read::Pager::new(conn, &self.path, self.busy, Bound::Unbounded, Bound::Unbounded, false);
+        Ok(Box::new(pager.map(|r| r.map(|(k, _)| k))))
     }
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
@@ -252,7 +270,7 @@ impl KvBackend for SqliteBackend {
         }
         let committed = self.commit();
         self.life.close();
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take().map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner)) {
             // The last connection to close checkpoints the WAL and removes
             // `-wal` and `-shm`.
             conn.close().map_err(|(_, e)| self.err(SqlError::new("close", e)))?;
@@ -304,6 +322,19 @@ impl KvBackend for SqliteBackend {
     fn stats(&self) -> Result<StorageStats, Error> {
         self.sizes()
     }
+}
+
+// Handles are shared between threads (`Arc<Shelf>`); see `conn`.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<SqliteBackend>();
+};
+
+/// A connection's lock. A panic while it was held (a bug, never user
+/// input) leaves SQLite's own state whole: SQLite rolls back what a
+/// statement left unfinished, so a poisoned lock is taken as it is.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for SqliteBackend {

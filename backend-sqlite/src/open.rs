@@ -192,7 +192,7 @@ impl SqliteBackend {
     /// A handle on an open connection, not yet set up.
     pub(crate) fn new(conn: Connection, path: &Path, options: &BackendOptions) -> Self {
         SqliteBackend {
-            conn: Some(conn),
+            conn: Some(std::sync::Mutex::new(conn)),
             path: path.to_owned(),
             life: Lifecycle::new(options.flag),
             busy: options.lock_timeout.unwrap_or(DEFAULT_BUSY),
@@ -200,9 +200,10 @@ impl SqliteBackend {
         }
     }
 
-    /// The connection while opening (never closed then).
-    fn conn_for_open(&self) -> Result<&Connection, OpenError> {
-        self.conn.as_ref().ok_or_else(|| OpenError::Unsupported {
+    /// The connection while opening (never closed then, nor shared).
+    fn conn_for_open(&mut self) -> Result<&mut Connection, OpenError> {
+        let conn = self.conn.as_mut().map(|m| m.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
+        conn.ok_or_else(|| OpenError::Unsupported {
             backend: crate::NAME,
             operation: "opening a closed handle".into(),
         })
@@ -255,8 +256,8 @@ impl SqliteBackend {
 
     /// Whether shelf created this database (so it may record a protocol).
     fn read_created(&self) -> Result<bool, SqlError> {
-        let Some(c) = self.conn.as_ref() else { return Ok(false) };
-        if !format::table_exists(c, "shelf_meta")? {
+        let Some(c) = self.conn.as_ref().map(crate::lock) else { return Ok(false) };
+        if !format::table_exists(&c, "shelf_meta")? {
             return Ok(false);
         }
         c.prepare_cached("SELECT 1 FROM shelf_meta WHERE name = ?")
@@ -267,7 +268,7 @@ impl SqliteBackend {
     /// From now on, writes wait for another connection's lock as long as
     /// the options' lock timeout (CPython's 5 s without one).
     fn arm_busy_timeout(&self) -> Result<(), SqlError> {
-        match self.conn.as_ref() {
+        match self.conn.as_ref().map(crate::lock) {
             Some(c) => c.busy_timeout(self.busy).tag("set the busy timeout"),
             None => Ok(()),
         }
@@ -321,6 +322,68 @@ mod tests {
         assert_eq!(b.metadata("other").unwrap().as_deref(), Some(&b"x"[..]));
         assert_eq!(b.metadata("protocol").unwrap(), None);
         assert!(b.commit_number().unwrap() > 0);
+    }
+
+    fn with_timeout(flag: Flag) -> BackendOptions {
+        let mut o = BackendOptions::with_flag(flag);
+        o.lock_timeout = Some(Duration::from_millis(100));
+        o
+    }
+
+    #[test]
+    fn a_reader_beside_the_writer_in_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut w = open(&path, &with_timeout(Flag::Create)).unwrap();
+        w.insert(b"a", b"1").unwrap();
+        w.flush().unwrap();
+        let r = open(&path, &with_timeout(Flag::Read)).unwrap();
+        assert_eq!(r.get(b"a").unwrap().as_deref(), Some(&b"1"[..]), "synced data");
+        w.insert(b"b", b"2").unwrap();
+        assert_eq!(r.get(b"b").unwrap(), None, "a connection of its own: unsynced writes are the writer's");
+        assert_eq!(
+            w.get_many(&[b"a", b"b", b"c"]).unwrap(),
+            [Some(b"1".to_vec()), Some(b"2".to_vec()), None]
+        );
+        // A second writer opens (SQLite's locks are per write), but its
+        // write waits for the first one's transaction, then gives up.
+        let mut w2 = open(&path, &with_timeout(Flag::Write)).unwrap();
+        assert!(matches!(w2.insert(b"x", b"y"), Err(shelf_core::Error::Timeout { .. })));
+        w2.close().unwrap();
+        w.flush().unwrap();
+        assert_eq!(
+            r.get_many(&[b"b", b"a"]).unwrap(),
+            [Some(b"2".to_vec()), Some(b"1".to_vec())],
+            "later syncs"
+        );
+        drop(w);
+        assert_eq!(r.keys().unwrap().collect::<Result<Vec<_>, _>>().unwrap(), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(r.len().unwrap(), 2, "the reader outlives the writer");
+    }
+
+    #[test]
+    fn reads_share_the_handle_across_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut w = open(&path, &BackendOptions::default()).unwrap();
+        for i in 0..600u32 {
+            w.insert(&i.to_be_bytes(), &i.to_le_bytes()).unwrap();
+        }
+        w.flush().unwrap();
+        let found: Vec<usize> = std::thread::scope(|s| {
+            let w = &w;
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(move || {
+                        // Listings lock page by page: gets run between.
+                        let keys = w.keys().unwrap();
+                        keys.map(|k| w.get(&k.unwrap()).unwrap().map_or(0, |_| 1)).sum()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(found, [600, 600]);
     }
 
     #[test]

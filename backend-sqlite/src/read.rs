@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -43,11 +44,53 @@ pub(crate) fn lookup(conn: &Connection, path: &Path, key: &[u8]) -> Result<Optio
     }
 }
 
+/// Lookups of several keys under one lock and one read transaction (one
+/// snapshot, one acquisition of SQLite's read lock), with CPython's
+/// `LOOKUP_KEY` prepared once. Inside the handle's open write
+/// transaction, the lookups run in it (and see its writes).
+pub(crate) fn lookup_many(
+    conn: &Connection,
+    path: &Path,
+    keys: &[&[u8]],
+) -> Result<Vec<Option<Vec<u8>>>, SqlOr> {
+    let own = conn.is_autocommit() && keys.len() > 1;
+    if own {
+        conn.execute_batch("BEGIN DEFERRED").tag("begin a read")?;
+    }
+    let found = (|| {
+        let mut stmt = conn.prepare_cached(crate::format::LOOKUP_KEY).tag("get")?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut rows = stmt.query([key]).tag("get")?;
+            out.push(match rows.next().tag("get")? {
+                None => None,
+                Some(row) => {
+                    let v = row.get_ref(0).tag("get")?;
+                    Some(bytes_of(v, &format!("the value of key {:?}", show_key(key)), path)?)
+                }
+            });
+        }
+        Ok(out)
+    })();
+    if own {
+        // A read transaction ends the same whether it read or failed; the
+        // read's own error comes first.
+        let ended = conn.execute_batch("COMMIT").tag("end a read");
+        let found = found?;
+        ended?;
+        return Ok(found);
+    }
+    found
+}
+
 /// Entries within bounds, fetched a page at a time from either end with
 /// `ORDER BY key` (the UNIQUE index), each page narrowing the window still
-/// to fetch, so the two ends never overlap.
+/// to fetch, so the two ends never overlap. The connection is locked for
+/// one page at a time, so other reads of the handle run between pages.
 pub(crate) struct Pager<'a> {
-    conn: &'a Connection,
+    conn: &'a Mutex<Connection>,
+    /// Values are fetched too (otherwise keys only, with empty values).
+    values: bool,
     path: &'a Path,
     busy: Duration,
     lo: Bound<Vec<u8>>,
@@ -64,14 +107,16 @@ pub(crate) struct Pager<'a> {
 impl<'a> Pager<'a> {
     /// Entries of `conn` within the bounds.
     pub(crate) fn new(
-        conn: &'a Connection,
+        conn: &'a Mutex<Connection>,
         path: &'a Path,
         busy: Duration,
         lo: Bound<Vec<u8>>,
         hi: Bound<Vec<u8>>,
+        values: bool,
     ) -> Self {
         Pager {
             conn,
+            values,
             path,
             busy,
             lo,
@@ -85,7 +130,8 @@ impl<'a> Pager<'a> {
 
     /// Fetches the next page from the front (`ascending`) or the back.
     fn fetch(&mut self, ascending: bool) -> Result<Vec<KvPair>, SqlOr> {
-        let mut sql = String::from("SELECT key, value FROM Dict");
+        let mut sql =
+            String::from(if self.values { "SELECT key, value FROM Dict" } else { "SELECT key FROM Dict" });
         let mut params: Vec<&[u8]> = Vec::new();
         let mut conds = Vec::new();
         match &self.lo {
@@ -117,13 +163,18 @@ impl<'a> Pager<'a> {
         sql.push_str(if ascending { " ORDER BY key ASC" } else { " ORDER BY key DESC" });
         sql.push_str(&format!(" LIMIT {PAGE}"));
         let op = "list entries";
-        let mut stmt = self.conn.prepare_cached(&sql).tag(op)?;
+        let conn = crate::lock(self.conn);
+        let mut stmt = conn.prepare_cached(&sql).tag(op)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params)).tag(op)?;
         let mut page = Vec::new();
         while let Some(row) = rows.next().tag(op)? {
             let k = bytes_of(row.get_ref(0).tag(op)?, "a key", self.path)?;
-            let what = format!("the value of key {:?}", show_key(&k));
-            let v = bytes_of(row.get_ref(1).tag(op)?, &what, self.path)?;
+            let v = if self.values {
+                let what = format!("the value of key {:?}", show_key(&k));
+                bytes_of(row.get_ref(1).tag(op)?, &what, self.path)?
+            } else {
+                Vec::new()
+            };
             page.push((k, v));
         }
         Ok(page)

@@ -114,7 +114,7 @@ impl SqliteBackend {
     pub(crate) fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         let c = self.conn()?;
         let op = "read metadata";
-        if !format::table_exists(c, "shelf_meta").map_err(|e| self.err(e))? {
+        if !format::table_exists(&c, "shelf_meta").map_err(|e| self.err(e))? {
             return Ok(None);
         }
         let mut stmt = c

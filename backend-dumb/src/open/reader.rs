@@ -6,7 +6,6 @@
 //! `.bak`) is CPython's `dbm.dumb` only, so it lives here rather than in
 //! the toolkit.
 
-use std::cell::RefCell;
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -20,7 +19,8 @@ use shelf_core::{Error, OpenError};
 use crate::journal;
 use crate::load::{LoadedIndex, Stamp, load_index, stamp};
 use crate::paths::{Paths, corrupted, io_err, open_err};
-use crate::{DumbBackend, NAME, Salvaged, State};
+use crate::state::{Shared, State, View};
+use crate::{DumbBackend, NAME, Salvaged};
 
 /// Opens `paths` for reading (flag `r`), once [`admit`](super::admit) has
 /// found them this backend's.
@@ -51,8 +51,9 @@ pub(super) fn open(paths: Paths, options: &BackendOptions) -> Result<DumbBackend
         paths,
         life: Lifecycle::new(options.flag),
         mode: options.mode,
-        st: RefCell::new(State::new(loaded.index, dat, dat_len, seen)),
+        st: Shared::new(State::new(loaded.index, dat, dat_len, seen), true),
         commit,
+        commit_map: std::sync::OnceLock::new(),
         modified: false,
         poisoned: false,
         in_place: false,
@@ -61,19 +62,35 @@ pub(super) fn open(paths: Paths, options: &BackendOptions) -> Result<DumbBackend
 }
 
 impl DumbBackend {
-    /// For a reader: reloads the index when a writer has committed since
-    /// it was read. Writers exclude each other, so they never need to.
-    pub(crate) fn refresh(&self) -> Result<(), Error> {
+    /// The state to read: for a read-only handle, first reloaded when a
+    /// writer has committed since the index was read (writers exclude
+    /// each other, so a writer's is always current). One lock taken in
+    /// the usual case, none for a writer.
+    #[inline]
+    pub(crate) fn current(&self) -> Result<View<'_>, Error> {
         self.life.live()?;
-        if !self.life.is_read_only() {
+        let Some(commit) = self.commit.as_ref().filter(|_| self.life.is_read_only()) else {
+            return Ok(self.st.read());
+        };
+        let now = self.commit_now(commit)?;
+        let st = self.st.read();
+        if st.seen == now {
+            return Ok(st);
+        }
+        drop(st);
+        self.reload(now)?;
+        Ok(self.st.read())
+    }
+
+    /// Reloads a read-only handle's index (and follows a compaction to a
+    /// new `.dat`) as of commit `now`.
+    #[cold]
+    fn reload(&self, now: u64) -> Result<(), Error> {
+        let Some(mut st) = self.st.reload() else { return Ok(()) };
+        if st.seen == now {
+            // Another thread reloaded meanwhile.
             return Ok(());
         }
-        let Some(commit) = &self.commit else { return Ok(()) };
-        let now = read_counter(commit).map_err(io_err(&self.paths.commit))?;
-        if now == self.st.borrow().seen {
-            return Ok(());
-        }
-        let mut st = self.st.borrow_mut();
         // After a compaction the writer may already overwrite in place in
         // the new `.dat` (it held no reader's lock): then keep reading the
         // old pair, which nobody changes, until the writer commits.
@@ -95,13 +112,61 @@ impl DumbBackend {
         if !Arc::ptr_eq(&dat, &st.dat) {
             // A compaction replaced `.dat`: follow it to the new file.
             st.dat = dat;
-            st.map = None;
+            st.map = std::sync::OnceLock::new();
         }
         st.disk_len = loaded.dat_len;
+        st.outgrown();
         st.index = loaded.index;
         st.seen = now;
         Ok(())
     }
+}
+
+impl DumbBackend {
+    /// The commit number in `commit`, read through a map of its eight
+    /// bytes once the file has them: every read of a read-only handle
+    /// checks it, and a `pread` per get cost more than the get (and made
+    /// threads contend on the file's reference count in the kernel). A
+    /// shared map sees the writer's `pwrite` at once, as `pread` would.
+    #[inline]
+    fn commit_now(&self, commit: &File) -> Result<u64, Error> {
+        if let Some(map) = self.commit_map.get() {
+            return Ok(mapped_counter(map));
+        }
+        self.map_commit(commit)
+    }
+
+    /// `commit_now` until the commit file is mapped: `pread`, then a map
+    /// once the file holds its 8 bytes.
+    #[cold]
+    fn map_commit(&self, commit: &File) -> Result<u64, Error> {
+        let now = read_counter(commit).map_err(io_err(&self.paths.commit))?;
+        if commit.metadata().is_ok_and(|m| m.len() >= 8) {
+            #[allow(unsafe_code)]
+            // SAFETY: read-only, 8 bytes of a file that has them and is
+            // never truncated (see above); reads are volatile.
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().len(8).map(commit) } {
+                let _ = self.commit_map.set(map);
+            }
+        }
+        Ok(now)
+    }
+}
+
+/// The commit number in a map of the commit file's 8 bytes.
+#[allow(unsafe_code)]
+fn mapped_counter(map: &memmap2::Mmap) -> u64 {
+    if map.len() < 8 {
+        return 0;
+    }
+    // Volatile: another process writes these bytes. A read torn by a
+    // concurrent write differs from the number seen, which only costs a
+    // reload (that finds the next number again).
+    // SAFETY: the map holds 8 bytes (checked above) and its owner keeps it
+    // alive; `[u8; 8]` needs no alignment; the file is never truncated
+    // (the writer only `pwrite`s its 8 bytes, flag `n` keeps the file).
+    let word = unsafe { std::ptr::read_volatile(map.as_ptr().cast::<[u8; 8]>()) };
+    u64::from_le_bytes(word)
 }
 
 /// Whether `file` is the file now at `path` (a compaction renames a new

@@ -2,7 +2,6 @@
 //! finish what a crash left, then load the index (or adopt CPython's
 //! `.bak`).
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +14,8 @@ use crate::index::Index;
 use crate::journal;
 use crate::load::load_index;
 use crate::paths::{Paths, for_writing, open_err, remove_if_present};
-use crate::{DumbBackend, NAME, Salvaged, State};
+use crate::state::{Shared, State};
+use crate::{DumbBackend, NAME, Salvaged};
 
 /// Opens `paths` for writing (flags `w`, `c`, `n`), once
 /// [`admit`](super::admit) has found them this backend's.
@@ -36,8 +36,9 @@ pub(super) fn open(paths: Paths, options: &BackendOptions) -> Result<DumbBackend
         paths,
         life: Lifecycle::new(options.flag),
         mode: options.mode,
-        st: RefCell::new(State::new(index, Arc::new(dat), dat_len, seen)),
+        st: Shared::new(State::new(index, Arc::new(dat), dat_len, seen), false),
         commit: Some(commit),
+        commit_map: std::sync::OnceLock::new(),
         modified: adopted,
         poisoned: false,
         in_place: false,
