@@ -4,6 +4,8 @@
 
 use redis::cluster::{ClusterClient, ClusterConnection, ClusterPipeline};
 use redis::cluster_routing::{AggregateOp, MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use std::collections::HashMap;
+
 use redis::{Cmd, FromRedisValue, RedisError, Value};
 use shelf_core::raw::show_key;
 use shelf_core::{Error, OpenError};
@@ -36,6 +38,8 @@ pub(crate) enum Conn {
 pub(crate) struct Link {
     pub(crate) url: RedisUrl,
     conn: Conn,
+    /// The last operation lost a reply: reconnect before the next.
+    broken: bool,
 }
 
 fn scrub(url: &RedisUrl, text: String) -> String {
@@ -83,12 +87,88 @@ pub(crate) fn bad_reply(url: &RedisUrl, what: &'static str, detail: String) -> E
     }
 }
 
-fn single(url: &RedisUrl) -> Result<redis::Connection, RedisError> {
+fn single_now(url: &RedisUrl) -> Result<redis::Connection, RedisError> {
     let client = redis::Client::open(url.connection_url())?;
     let conn = client.get_connection_with_timeout(url.timeout)?;
     conn.set_read_timeout(Some(url.timeout))?;
     conn.set_write_timeout(Some(url.timeout))?;
     Ok(conn)
+}
+
+/// A connection to the node of `url`, within its timeout as a whole.
+pub(crate) fn single(url: &RedisUrl) -> Result<redis::Connection, RedisError> {
+    let u = url.clone();
+    bounded(url, move || single_now(&u), |e| e)
+}
+
+/// Runs `job` (a connect) on a thread of its own and gives up on it after
+/// the URL's timeout. The client bounds each of its waits, but a connect
+/// is several (the connection's setup pipeline reads a reply per command,
+/// each with the whole timeout; then `INFO`): against a server that
+/// accepts and never answers, a thread is the one way to keep the whole
+/// connect within the timeout. The abandoned thread ends by itself once
+/// its own waits run out.
+fn bounded<T: Send + 'static, E: Send + 'static>(
+    url: &RedisUrl,
+    job: impl FnOnce() -> Result<T, E> + Send + 'static,
+    failed: fn(RedisError) -> E,
+) -> Result<T, E> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new().name("shelf-redis-connect".to_owned()).spawn(move || {
+        let _ = tx.send(job());
+    });
+    if let Err(e) = spawned {
+        return Err(failed(RedisError::from(e)));
+    }
+    match rx.recv_timeout(url.timeout) {
+        Ok(result) => result,
+        Err(_) => Err(failed(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the server accepted the connection but did not complete the handshake",
+        )))),
+    }
+}
+
+/// A pipeline on one connection that stops at the first reply that does
+/// not come: the client's own pipeline reads every remaining reply, each
+/// with the whole timeout, so a frozen server would cost one timeout per
+/// command. The caller drops the connection after an error here (its
+/// replies are out of step).
+fn pipeline_single(c: &mut redis::Connection, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>, RedisError> {
+    let mut p = redis::pipe();
+    if atomic {
+        p.atomic();
+    }
+    for cmd in cmds {
+        p.add_command(cmd.clone());
+    }
+    c.send_packed_command(&p.get_packed_pipeline())?;
+    let expected = if atomic { cmds.len() + 2 } else { cmds.len() };
+    let mut replies = Vec::with_capacity(expected);
+    for _ in 0..expected {
+        replies.push(c.recv_response()?);
+    }
+    let replies = if atomic {
+        // MULTI's OK, a QUEUED per command (or the error that aborted the
+        // transaction), then EXEC's array of replies.
+        let exec = replies.pop();
+        for r in replies {
+            r.extract_error()?;
+        }
+        match exec.map(Value::extract_error).transpose()? {
+            Some(Value::Array(items)) => items,
+            other => {
+                return Err(RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "EXEC did not answer an array",
+                    format!("{other:?}"),
+                )));
+            }
+        }
+    } else {
+        replies
+    };
+    replies.into_iter().map(Value::extract_error).collect()
 }
 
 fn cluster(url: &RedisUrl) -> Result<ClusterConnection, RedisError> {
@@ -104,7 +184,12 @@ impl Conn {
     /// Connects to the node of `url` and, when it says `cluster_enabled:1`,
     /// to the whole cluster through it.
     fn connect(url: &RedisUrl) -> Result<Conn, (&'static str, RedisError)> {
-        let mut first = single(url).map_err(|e| ("connect", e))?;
+        let u = url.clone();
+        bounded(url, move || Conn::connect_now(&u), |e| ("connect", e))
+    }
+
+    fn connect_now(url: &RedisUrl) -> Result<Conn, (&'static str, RedisError)> {
+        let mut first = single_now(url).map_err(|e| ("connect", e))?;
         let info: String =
             redis::cmd("INFO").arg("cluster").query(&mut first).map_err(|e| ("read INFO", e))?;
         let clustered = info.lines().any(|l| l.trim() == "cluster_enabled:1");
@@ -123,7 +208,7 @@ impl Link {
     /// Connects, within the URL's timeout.
     pub(crate) fn open(url: RedisUrl) -> Result<Link, OpenError> {
         let conn = Conn::connect(&url).map_err(|(what, e)| open_fault(&url, what, &e))?;
-        Ok(Link { url, conn })
+        Ok(Link { url, conn, broken: false })
     }
 
     /// Whether the connection is to a cluster.
@@ -139,15 +224,29 @@ impl Link {
         &mut self,
         mut op: impl FnMut(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
-        match op(&mut self.conn) {
-            Err(e)
-                if matches!(self.conn, Conn::Single(_)) && (e.is_connection_dropped() || e.is_io_error()) =>
-            {
+        let standalone = matches!(self.conn, Conn::Single(_));
+        if self.broken && standalone {
+            self.conn = Conn::Single(single(&self.url)?);
+            self.broken = false;
+        }
+        let result = match op(&mut self.conn) {
+            // Not after a timeout: the server is there but slow or frozen,
+            // and a second try would double the wait.
+            Err(e) if standalone && !e.is_timeout() && (e.is_connection_dropped() || e.is_io_error()) => {
                 self.conn = Conn::Single(single(&self.url)?);
                 op(&mut self.conn)
             }
             other => other,
+        };
+        // A reply that did not come leaves the connection out of step (or
+        // gone): the next operation starts on a fresh one.
+        if let Err(e) = &result
+            && standalone
+            && (e.is_timeout() || e.is_io_error() || e.is_connection_dropped())
+        {
+            self.broken = true;
         }
+        result
     }
 
     /// One command.
@@ -177,16 +276,7 @@ impl Link {
             return Ok(Vec::new());
         }
         self.retrying(|c| match c {
-            Conn::Single(c) => {
-                let mut p = redis::pipe();
-                if atomic {
-                    p.atomic();
-                }
-                for cmd in cmds {
-                    p.add_command(cmd.clone());
-                }
-                p.query(c)
-            }
+            Conn::Single(c) => pipeline_single(c, cmds, atomic),
             Conn::Cluster(c) => {
                 let mut p = ClusterPipeline::with_capacity(cmds.len());
                 for cmd in cmds {
@@ -196,6 +286,20 @@ impl Link {
             }
         })
         .map_err(|e| self.error(what, None, &e))
+    }
+
+    /// `CONFIG GET` of `names` on the node of the URL (on a cluster, over a
+    /// connection of its own: `CONFIG` is not routed by the cluster client).
+    pub(crate) fn node_config(&mut self, names: &[&str]) -> Result<HashMap<String, String>, Error> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(names);
+        match &mut self.conn {
+            Conn::Single(_) => self.query("read the server's settings", None, &cmd),
+            Conn::Cluster(_) => {
+                let mut node = single(&self.url).map_err(|e| self.error("connect", None, &e))?;
+                cmd.query(&mut node).map_err(|e| self.error("read the server's settings", None, &e))
+            }
+        }
     }
 
     /// `WAIT replicas timeout` on the server, or on every master of a

@@ -5,6 +5,11 @@
 //!   key's bucket chosen by FNV-1a of its bytes. The hash tag `{ns/I}` puts
 //!   each bucket in its own slot, so in a cluster a shelf spreads over
 //!   every master.
+//!   A value is stored as given unless it expires or starts with the byte
+//!   0xC1; those carry a header (see `## Expiry` in the crate docs).
+//! - `shelf:{ns/I}:exp` for I in `0..BUCKETS`: a sorted set per bucket (same
+//!   slot as the bucket) of the bucket's expiring keys, scored by deadline,
+//!   absent where none was ever written.
 //! - `shelf:{ns}:meta`: a hash of the shelf's metadata (fields `m:NAME`) and
 //!   its format (`format`, `buckets`); its presence is what makes the
 //!   namespace hold a shelf.
@@ -18,12 +23,22 @@
 /// `HLEN` per bucket, pipelined) stays one small round trip per node.
 pub(crate) const BUCKETS: u32 = 64;
 
-/// The format written in the metadata hash.
-pub(crate) const FORMAT: &str = "shelf-redis-1";
+/// The format written in the metadata hash: values carry a header where
+/// they expire or start with 0xC1.
+pub(crate) const FORMAT: &str = "shelf-redis-2";
+
+/// The format of shelves made before expiry: every value stored as given
+/// (read and written that way; no expiry on them).
+pub(crate) const FORMAT_UNTAGGED: &str = "shelf-redis-1";
 
 /// The key of bucket `i`.
 pub(crate) fn bucket_key(ns: &str, i: u32) -> String {
     format!("shelf:{{{ns}/{i}}}")
+}
+
+/// The deadline index of bucket `i` (in the bucket's slot).
+pub(crate) fn index_key(ns: &str, i: u32) -> String {
+    format!("shelf:{{{ns}/{i}}}:exp")
 }
 
 /// The metadata hash.
@@ -61,6 +76,7 @@ mod tests {
         assert_eq!(bucket_key("app", 3), "shelf:{app/3}");
         assert_eq!(meta_key("app"), "shelf:{app}:meta");
         assert_ne!(bucket_key("a", 1), meta_key("a/1"));
+        assert_eq!(index_key("app", 3), "shelf:{app/3}:exp");
         let spread: std::collections::HashSet<u32> =
             (0..1000u32).map(|i| bucket_of(&i.to_le_bytes(), 64)).collect();
         assert_eq!(spread.len(), 64);

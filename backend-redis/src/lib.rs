@@ -6,8 +6,12 @@
 //! which this one is not). Options:
 //! - `namespace=NAME` (default `default`): shelves on one server or
 //!   cluster are isolated by namespace;
-//! - `timeout=SECONDS` (default 3): every connect, reply and `WAIT` is
-//!   bounded by it;
+//! - `timeout=SECONDS` (default 3): a connect as a whole (handshake and
+//!   cluster discovery included), each reply and a `WAIT` are bounded by
+//!   it; a pipeline gives up at its first reply that does not come in
+//!   time (one timeout, not one per command), and a connection that lost a
+//!   reply is replaced before the next operation, so a late reply is never
+//!   taken for the answer to another command;
 //! - `replicas=N` (or `wait=N`): a sync waits with `WAIT` until N replicas
 //!   have every write, and fails when they do not within the timeout.
 //!
@@ -18,14 +22,16 @@
 //! ## Capabilities
 //! persistent, metadata, multi_process (any number of clients on any
 //! number of machines), commit_number (one counter, bumped by every sync
-//! of any client that wrote). Not ordered_keys (hashes have no order), not
+//! of any client that wrote), expiry ([`KvBackend::insert_with_ttl`]; see
+//! `## Expiry`; not on shelves of the older format `shelf-redis-1`, whose
+//! handles say so in `capabilities()`). Not ordered_keys (hashes have no order), not
 //! compact or check (the server's business). Not atomic_batch: on a
 //! standalone server a sync (with the batches since the last one) is one
 //! `MULTI`/`EXEC` and so is all-or-nothing, but on a cluster the writes go
 //! to several nodes and a sync can be applied on some and not others.
 //!
 //! ## Layout
-//! See [`layout`](crate::layout): 64 hashes (`shelf:{ns/I}`) hold the
+//! See [`layout`]: 64 hashes (`shelf:{ns/I}`) hold the
 //! entries, each in its own hash slot, so in a cluster a shelf's keys land
 //! on every master; `len` sums their `HLEN` in one pipelined round trip per
 //! node; `keys` and `iter` walk them with `HSCAN` (bounded memory: one
@@ -41,24 +47,84 @@
 //! an acknowledged write is on disk; with `appendfsync everysec` (Redis's
 //! default when AOF is on) up to a second can be lost; with AOF off only
 //! what the last RDB snapshot holds survives a restart.
-//! [`RedisBackend::durability`] reads the server's settings and says which.
+//! [`RedisBackend::durability`] (and so [`KvBackend::stats`], which `shelf
+//! info` prints) reads the server's `appendonly`, `appendfsync` and `save`
+//! settings and says which, naming the host; `stats` gives no byte count
+//! (`None`: the server's memory and files are shared by every namespace).
 //! Writes may reach the server before a sync when more than
 //! 50,000 are pending (bounded memory).
+//!
+//! ## Damage
+//! Keys of a namespace changed by another client are reported, never
+//! guessed at and never overwritten: a bucket or deadline index of the wrong
+//! type gives the server's `WRONGTYPE` as an error naming the host; a
+//! metadata key that is not a hash, or a hash of another format or bucket
+//! count, fails the open with [`OpenError::Corrupted`] or the server's error
+//! whatever the flag (flag `n` included: it empties only what it recognises
+//! as a shelf); a value whose header no shelf writes is
+//! [`Error::Corrupted`] naming the bucket and the key. tests/tests/redis_bad_input.rs
+//! holds the table.
+//!
+//! Redis before 7.4 (7.0 is what CI installs) cannot expire a field of a
+//! hash (`HEXPIRE` is 7.4), and an entry in a key of its own would cost
+//! `len` a scan and every miss a second lookup. So an expiring entry stays
+//! in its bucket hash and carries its deadline:
+//! - **The value's header.** A value stored by [`KvBackend::insert_with_ttl`]
+//!   is `0xC1 0x01`, the deadline (8 bytes, big-endian ms since the epoch
+//!   on the server's clock), then the value. A plain value is stored as
+//!   given, unless it starts with 0xC1 (no serializer of shelf writes that
+//!   byte first), then as `0xC1 0x00` and the value. Any other header is
+//!   damage, reported as [`Error::Corrupted`], never guessed at.
+//! - **Reads are exact without a round trip more.** `get`, `get_many`,
+//!   `contains`, `keys` and `iter` fetch what they fetched before and drop
+//!   a value whose deadline has passed; a plain value costs one byte
+//!   compare. The server's clock is estimated once per handle with one
+//!   `TIME` (this machine's clock plus the offset, off by at most half a
+//!   round trip), and only when the handle first writes or reads an
+//!   expiring entry: a shelf that never used a TTL never asks. `contains`
+//!   runs a tiny script that answers the value's first 10 bytes, so a large
+//!   value does not cross the network to say it exists.
+//! - **Expired entries leave the server.** Each bucket has a deadline index
+//!   (the sorted set `shelf:{ns/I}:exp`, in the bucket's slot), written in
+//!   the same pipeline (on one server, the same `MULTI`) as the entry.
+//!   `len` runs, per bucket and in its one pipelined round trip per node, a
+//!   script that deletes the bucket's entries whose deadline has passed on
+//!   the server's clock (checking each value's own header, so an entry
+//!   overwritten since by a plain value or a later deadline stays) and
+//!   returns its `HLEN`: the count is exact, and memory is given back at
+//!   the latest on the next `len` of any client. Until then an expired
+//!   entry takes server memory but is invisible to every reader.
+//! - **Costs.** Plain writes: none (no index is touched). An expiring
+//!   write: its 10-byte header and one `ZADD` per bucket per sync. `len`:
+//!   a script instead of `HLEN` per bucket (same round trips; the script
+//!   does one `TIME` and one `ZRANGEBYSCORE` more on the server). Deadlines
+//!   are on the clock of one server; clients estimate it, so an entry may
+//!   vanish a few ms early or late for a client whose estimate is off, and
+//!   on a cluster whose nodes' clocks differ by that much. The deadline
+//!   counts from `insert_with_ttl`, not from the sync that sends it.
+//! - **On Redis 7.4 and later** `HEXPIRE` on the bucket field would let the
+//!   server drop the entry itself; this backend does not use it yet, so
+//!   one format serves every server version.
 
 mod conn;
+mod durability;
+mod expiry;
 pub mod layout;
+mod read;
 mod url;
+mod write;
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use redis::{Cmd, Value};
 use shelf_core::raw::{BackendOptions, Lifecycle, OpenBackend, Probe};
-use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvKeys, KvPair, OpenError};
+use shelf_core::{BatchOp, Capabilities, Error, Flag, KvBackend, KvIter, KvKeys, OpenError, StorageStats};
 
-use conn::{Link, bad_reply};
+use conn::Link;
 pub use url::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, RedisUrl, SCHEMES, UrlError, redact};
+use write::Pending;
 
 /// The registry name.
 pub const NAME: &str = "redis";
@@ -73,28 +139,69 @@ const CHUNK: usize = 1000;
 /// Keys per HSCAN page.
 const PAGE: usize = 1000;
 
-/// A pending insert, borrowed.
-type Pair<'a> = (&'a [u8], &'a [u8]);
-
-struct State {
+/// The connection and what the handle holds for it; behind a mutex so the
+/// handle is `Sync` (readers on several threads take turns on the one
+/// connection: a network round trip, not a lock, is the cost).
+pub(crate) struct State {
     link: Link,
-    /// Unsent writes: `Some(value)` to insert, `None` to remove.
-    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Unsent writes.
+    pending: HashMap<Vec<u8>, Pending>,
     /// Writes were sent since the last sync (the commit counter is due).
     sent: bool,
+    /// The server's clock minus this machine's, in ms, once measured (the
+    /// first time an expiring entry is written or read).
+    clock_offset: Option<i64>,
+}
+
+impl State {
+    /// The server's time now, in ms since the epoch, as this handle
+    /// estimates it: this machine's clock plus the offset measured with
+    /// one `TIME` (error: half the round trip).
+    pub(crate) fn server_now(&mut self) -> Result<u64, Error> {
+        let offset = match self.clock_offset {
+            Some(o) => o,
+            None => {
+                let before = expiry::local_ms();
+                let t: Vec<String> = self.link.query("read the server's clock", None, &redis::cmd("TIME"))?;
+                let after = expiry::local_ms();
+                let server = match t.as_slice() {
+                    [s, us] => expiry::server_ms(s, us),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    conn::bad_reply(&self.link.url, "read the server's clock", format!("TIME gave {t:?}"))
+                })?;
+                let o = server - before / 2 - after / 2;
+                self.clock_offset = Some(o);
+                o
+            }
+        };
+        Ok(u64::try_from(expiry::local_ms().saturating_add(offset)).unwrap_or(0))
+    }
 }
 
 /// A shelf backend on Redis or Redis Cluster (see the crate docs).
 pub struct RedisBackend {
-    state: RefCell<State>,
+    state: Mutex<State>,
     life: Lifecycle,
     namespace: String,
     buckets: u32,
+    /// Values carry the expiry header (format 2); false on a shelf of the
+    /// untagged format 1, which is read and written as it was made.
+    tagged: bool,
+    /// The URL without credentials (for messages, without the lock).
+    shown: String,
 }
+
+// The lead's `KvBackend: Send + Sync` must compile at once.
+const _: fn() = || {
+    fn s<T: Send + Sync>() {}
+    s::<RedisBackend>();
+};
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend").field("url", &self.state.borrow().link.url).finish_non_exhaustive()
+        f.debug_struct("RedisBackend").field("url", &self.shown).finish_non_exhaustive()
     }
 }
 
@@ -151,15 +258,24 @@ impl RedisBackend {
             return Err(OpenError::NotFound { path: shown.into(), flag: options.flag.as_char() });
         }
         let mut buckets = layout::BUCKETS;
+        let mut tagged = true;
         if !stored.is_empty() {
-            if stored.get("format").map(String::as_str) != Some(layout::FORMAT) {
-                return Err(OpenError::Corrupted {
-                    path: shown.into(),
-                    detail: format!("{meta} is not a {} metadata hash", layout::FORMAT),
-                });
-            }
+            tagged = match stored.get("format").map(String::as_str) {
+                Some(layout::FORMAT) => true,
+                Some(layout::FORMAT_UNTAGGED) => false,
+                other => {
+                    return Err(OpenError::Corrupted {
+                        path: shown.into(),
+                        detail: format!(
+                            "{meta} is not a {} metadata hash (format {:?})",
+                            layout::FORMAT,
+                            other.unwrap_or("missing")
+                        ),
+                    });
+                }
+            };
             buckets = match stored.get("buckets").and_then(|b| b.parse().ok()) {
-                Some(b) if b > 0 => b,
+                Some(b) if b > 0 && b <= 1 << 16 => b,
                 _ => {
                     return Err(OpenError::Corrupted {
                         path: shown.into(),
@@ -169,20 +285,10 @@ impl RedisBackend {
             };
         }
         if options.flag == Flag::New {
-            let dels: Vec<Cmd> = (0..buckets)
-                .map(|i| {
-                    let mut c = redis::cmd("DEL");
-                    c.arg(layout::bucket_key(&ns, i));
-                    c
-                })
-                .chain(std::iter::once({
-                    let mut c = redis::cmd("DEL");
-                    c.arg(&meta);
-                    c
-                }))
-                .collect();
+            let dels = Self::empty_commands(&ns, buckets);
             link.pipeline("empty the shelf", &dels, false).map_err(wrap)?;
             buckets = layout::BUCKETS;
+            tagged = true;
         }
         if stored.is_empty() || options.flag == Flag::New {
             link.query::<()>(
@@ -199,21 +305,34 @@ impl RedisBackend {
             .map_err(wrap)?;
         }
         Ok(RedisBackend {
-            state: RefCell::new(State { link, pending: HashMap::new(), sent: false }),
+            state: Mutex::new(State { link, pending: HashMap::new(), sent: false, clock_offset: None }),
             life: Lifecycle::new(options.flag),
             namespace: ns,
             buckets,
+            tagged,
+            shown,
         })
+    }
+
+    /// The state, locked. A panic while it was held (there are none on
+    /// user input) leaves nothing half-done that a later call could
+    /// misread: the pending map and the connection stay usable.
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state_mut(&mut self) -> &mut State {
+        self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the handle is connected to a cluster.
     pub fn is_cluster(&self) -> bool {
-        self.state.borrow().link.is_cluster()
+        self.state().link.is_cluster()
     }
 
     /// The URL, without credentials.
     pub fn location(&self) -> String {
-        self.state.borrow().link.url.to_string()
+        self.shown.clone()
     }
 
     /// The server keys that hold this shelf's entries (for tools and tests
@@ -222,245 +341,17 @@ impl RedisBackend {
         (0..self.buckets).map(|i| layout::bucket_key(&self.namespace, i)).collect()
     }
 
-    /// What a sync guarantees on this server, from its `appendonly` and
-    /// `appendfsync` settings (on a cluster, those of the node in the URL).
+    /// What a sync survives on this server, from its `appendonly`,
+    /// `appendfsync` and `save` settings (on a cluster, those of the node
+    /// in the URL), in one sentence naming the host.
     ///
     /// # Errors
     /// A server that does not answer.
     pub fn durability(&self) -> Result<String, Error> {
-        let mut st = self.state.borrow_mut();
-        let info: String = st.link.query("read INFO", None, redis::cmd("INFO").arg("persistence"))?;
-        let aof = info.lines().any(|l| l.trim() == "aof_enabled:1");
-        let replicas = st.link.url.replicas;
-        let fsync: Vec<String> = match &st.link.is_cluster() {
-            // CONFIG is not routable in a cluster; INFO said enough.
-            true => Vec::new(),
-            false => {
-                st.link.query("read CONFIG", None, redis::cmd("CONFIG").arg("GET").arg("appendfsync"))?
-            }
-        };
-        let mode = fsync.get(1).map_or("unknown", String::as_str);
-        let what = match (aof, mode) {
-            (true, "always") => "a synced write is on the server's disk (appendonly yes, appendfsync always)".to_owned(),
-            (true, m) => format!("a synced write is in the server's memory and its AOF (appendfsync {m}): a server crash may lose up to a second of writes"),
-            (false, _) => "a synced write is in the server's memory only (appendonly no): a server restart keeps only what the last RDB snapshot holds".to_owned(),
-        };
-        Ok(if replicas > 0 { format!("{what}; and on {replicas} replica(s) (WAIT)") } else { what })
-    }
-
-    /// The values of `keys`, in order: one round trip per node (one `HMGET`
-    /// per bucket), not one per key.
-    ///
-    /// # Errors
-    /// [`Error::Closed`], a server that does not answer.
-    pub fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        self.life.live()?;
-        let mut st = self.state.borrow_mut();
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-        let mut by_bucket: HashMap<u32, Vec<usize>> = HashMap::new();
-        for (i, k) in keys.iter().enumerate() {
-            match st.pending.get(*k) {
-                Some(v) => out[i].clone_from(v),
-                None => by_bucket.entry(layout::bucket_of(k, self.buckets)).or_default().push(i),
-            }
-        }
-        let mut cmds = Vec::new();
-        let mut slots: Vec<&[usize]> = Vec::new();
-        for (bucket, idx) in &by_bucket {
-            for chunk in idx.chunks(CHUNK) {
-                let mut c = redis::cmd("HMGET");
-                c.arg(layout::bucket_key(&self.namespace, *bucket));
-                for &i in chunk {
-                    c.arg(keys[i]);
-                }
-                cmds.push(c);
-                slots.push(chunk);
-            }
-        }
-        let replies = st.link.pipeline("get many keys", &cmds, false)?;
-        for (reply, idx) in replies.into_iter().zip(slots) {
-            let values: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply)
-                .map_err(|e| bad_reply(&st.link.url, "get many keys", e.to_string()))?;
-            if values.len() != idx.len() {
-                return Err(bad_reply(
-                    &st.link.url,
-                    "get many keys",
-                    format!("HMGET gave {} values for {} keys", values.len(), idx.len()),
-                ));
-            }
-            for (v, &i) in values.into_iter().zip(idx) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Sends the pending writes (without the sync's counter and WAIT).
-    fn send(&self, st: &mut State) -> Result<(), Error> {
-        if st.pending.is_empty() {
-            return Ok(());
-        }
-        let mut sets: HashMap<u32, Vec<Pair<'_>>> = HashMap::new();
-        let mut dels: HashMap<u32, Vec<&[u8]>> = HashMap::new();
-        for (k, v) in &st.pending {
-            let b = layout::bucket_of(k, self.buckets);
-            match v {
-                Some(v) => sets.entry(b).or_default().push((k, v)),
-                None => dels.entry(b).or_default().push(k),
-            }
-        }
-        let mut cmds = Vec::new();
-        for (b, pairs) in &sets {
-            for chunk in pairs.chunks(CHUNK) {
-                let mut c = redis::cmd("HSET");
-                c.arg(layout::bucket_key(&self.namespace, *b));
-                for (k, v) in chunk {
-                    c.arg(*k).arg(*v);
-                }
-                cmds.push(c);
-            }
-        }
-        for (b, keys) in &dels {
-            for chunk in keys.chunks(CHUNK) {
-                let mut c = redis::cmd("HDEL");
-                c.arg(layout::bucket_key(&self.namespace, *b));
-                for k in chunk {
-                    c.arg(*k);
-                }
-                cmds.push(c);
-            }
-        }
-        let atomic = !st.link.is_cluster();
-        st.link.pipeline("write", &cmds, atomic)?;
-        st.pending.clear();
-        st.sent = true;
-        Ok(())
-    }
-
-    fn queue(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), Error> {
-        let st = self.state.get_mut();
-        st.pending.insert(key.to_vec(), value.map(<[u8]>::to_vec));
-        if st.pending.len() >= PENDING_LIMIT {
-            let mut st = self.state.borrow_mut();
-            self.send(&mut st)?;
-        }
-        Ok(())
-    }
-
-    fn sync(&self) -> Result<(), Error> {
-        let mut st = self.state.borrow_mut();
-        self.send(&mut st)?;
-        if !st.sent {
-            return Ok(());
-        }
-        st.link.query::<i64>(
-            "bump the commit number",
-            None,
-            redis::cmd("INCR").arg(layout::commit_key(&self.namespace)),
-        )?;
-        st.sent = false;
-        let want = st.link.url.replicas;
-        if want > 0 {
-            let got = st.link.wait_replicas(want)?;
-            if got < i64::from(want) {
-                return Err(Error::Timeout {
-                    what: format!(
-                        "{want} replica(s) of redis at {} to acknowledge the sync ({got} did)",
-                        st.link.url.host_redacted()
-                    ),
-                    seconds: st.link.url.timeout.as_secs_f64(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn server_has(&self, key: &[u8]) -> Result<bool, Error> {
-        let bucket = layout::bucket_key(&self.namespace, layout::bucket_of(key, self.buckets));
-        self.state.borrow_mut().link.query(
-            "check a key",
-            Some(key),
-            redis::cmd("HEXISTS").arg(bucket).arg(key),
-        )
-    }
-
-    /// One HSCAN page of bucket `bucket` from `cursor`: the next cursor
-    /// (0 at the end) and the pairs.
-    fn page(&self, bucket: u32, cursor: u64) -> Result<(u64, Vec<KvPair>), Error> {
-        let mut st = self.state.borrow_mut();
-        let key = layout::bucket_key(&self.namespace, bucket);
-        let reply: Value = st.link.query(
-            "scan the keys",
-            None,
-            redis::cmd("HSCAN").arg(&key).arg(cursor).arg("COUNT").arg(PAGE),
-        )?;
-        let (next, flat): (String, Vec<Vec<u8>>) = redis::from_redis_value(reply)
-            .map_err(|e| bad_reply(&st.link.url, "scan the keys", e.to_string()))?;
-        let next = next.parse().map_err(|_| {
-            bad_reply(&st.link.url, "scan the keys", format!("HSCAN cursor {next:?} is not a number"))
-        })?;
-        if flat.len() % 2 != 0 {
-            return Err(bad_reply(
-                &st.link.url,
-                "scan the keys",
-                format!("HSCAN of {key} gave an odd count"),
-            ));
-        }
-        let mut pairs = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            pairs.push((k, v));
-        }
-        Ok((next, pairs))
-    }
-}
-
-/// Walks the buckets page by page; drops the duplicates HSCAN may yield
-/// (it can, when a hash is resized mid-scan) with the set of one bucket.
-struct Scan<'a> {
-    backend: &'a RedisBackend,
-    bucket: u32,
-    cursor: u64,
-    started: bool,
-    buffer: std::vec::IntoIter<KvPair>,
-    seen: HashSet<Vec<u8>>,
-    failed: bool,
-}
-
-impl Iterator for Scan<'_> {
-    type Item = Result<KvPair, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.failed {
-                return None;
-            }
-            if let Some((k, v)) = self.buffer.next() {
-                if self.seen.insert(k.clone()) {
-                    return Some(Ok((k, v)));
-                }
-                continue;
-            }
-            if self.started && self.cursor == 0 {
-                self.bucket += 1;
-                self.started = false;
-                self.seen.clear();
-            }
-            if self.bucket >= self.backend.buckets {
-                return None;
-            }
-            match self.backend.page(self.bucket, self.cursor) {
-                Ok((next, pairs)) => {
-                    self.cursor = next;
-                    self.started = true;
-                    self.buffer = pairs.into_iter();
-                }
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            }
-        }
+        let mut st = self.state();
+        let config = st.link.node_config(&["appendonly", "appendfsync", "save"])?;
+        let settings = durability::Persistence::from_config(&config);
+        Ok(settings.describe(&st.link.url.host_redacted(), st.link.url.replicas))
     }
 }
 
@@ -470,62 +361,57 @@ impl KvBackend for RedisBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        <Self as OpenBackend>::CAPABILITIES
+        let mut c = <Self as OpenBackend>::CAPABILITIES;
+        c.expiry = self.tagged;
+        c
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         self.life.live()?;
-        if let Some(v) = self.state.borrow().pending.get(key) {
-            return Ok(v.clone());
-        }
-        let bucket = layout::bucket_key(&self.namespace, layout::bucket_of(key, self.buckets));
-        self.state.borrow_mut().link.query("get", Some(key), redis::cmd("HGET").arg(bucket).arg(key))
+        self.read(key)
     }
 
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
         self.life.live()?;
-        if let Some(v) = self.state.borrow().pending.get(key) {
-            return Ok(v.is_some());
+        if let Some(p) = self.state().pending.get(key) {
+            return Ok(p.visible().is_some());
         }
         self.server_has(key)
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
         self.life.writable("insert")?;
-        self.queue(key, Some(value))
+        self.queue(key, Pending::Put(value.to_vec()))
+    }
+
+    fn insert_with_ttl(&mut self, key: &[u8], value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.life.writable("insert")?;
+        if !self.tagged {
+            return Err(Error::Unsupported {
+                backend: NAME,
+                operation: "expiry on a shelf of format shelf-redis-1 (convert it to a new namespace)",
+            });
+        }
+        let until =
+            Instant::now().checked_add(ttl).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40));
+        self.queue(key, Pending::PutUntil(value.to_vec(), until))
     }
 
     fn remove(&mut self, key: &[u8]) -> Result<bool, Error> {
         self.life.writable("remove")?;
-        let present = match self.state.get_mut().pending.get(key) {
-            Some(v) => v.is_some(),
+        let present = match self.state_mut().pending.get(key) {
+            Some(p) => p.visible().is_some(),
             None => self.server_has(key)?,
         };
         if present {
-            self.queue(key, None)?;
+            self.queue(key, Pending::Remove)?;
         }
         Ok(present)
     }
 
     fn len(&self) -> Result<usize, Error> {
         self.life.live()?;
-        let mut st = self.state.borrow_mut();
-        self.send(&mut st)?;
-        let cmds: Vec<Cmd> = (0..self.buckets)
-            .map(|i| {
-                let mut c = redis::cmd("HLEN");
-                c.arg(layout::bucket_key(&self.namespace, i));
-                c
-            })
-            .collect();
-        let replies = st.link.pipeline("count the keys", &cmds, false)?;
-        let mut total: usize = 0;
-        for r in replies {
-            let n: usize = redis::from_redis_value(r)
-                .map_err(|e| bad_reply(&st.link.url, "count the keys", e.to_string()))?;
-            total = total.saturating_add(n);
-        }
-        Ok(total)
+        self.count()
     }
 
     fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, Error> {
@@ -538,16 +424,8 @@ impl KvBackend for RedisBackend {
 
     fn iter(&self) -> Result<KvIter<'_>, Error> {
         self.life.live()?;
-        self.send(&mut self.state.borrow_mut())?;
-        Ok(Box::new(Scan {
-            backend: self,
-            bucket: 0,
-            cursor: 0,
-            started: false,
-            buffer: Vec::new().into_iter(),
-            seen: HashSet::new(),
-            failed: false,
-        }))
+        self.send(&mut self.state())?;
+        Ok(Box::new(read::Scan::new(self)))
     }
 
     fn flush(&mut self) -> Result<(), Error> {
@@ -570,7 +448,7 @@ impl KvBackend for RedisBackend {
     fn metadata(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         self.life.live()?;
         let meta = layout::meta_key(&self.namespace);
-        self.state.borrow_mut().link.query(
+        self.state().link.query(
             "read metadata",
             Some(name.as_bytes()),
             redis::cmd("HGET").arg(meta).arg(layout::meta_field(name)),
@@ -580,7 +458,7 @@ impl KvBackend for RedisBackend {
     fn set_metadata(&mut self, name: &str, value: &[u8]) -> Result<(), Error> {
         self.life.writable("set metadata")?;
         let meta = layout::meta_key(&self.namespace);
-        self.state.get_mut().link.query(
+        self.state_mut().link.query(
             "write metadata",
             Some(name.as_bytes()),
             redis::cmd("HSET").arg(meta).arg(layout::meta_field(name)).arg(value),
@@ -593,7 +471,7 @@ impl KvBackend for RedisBackend {
         // MULTI/EXEC on a standalone server.
         for op in ops {
             match op {
-                BatchOp::Insert(k, v) => self.queue(k, Some(v))?,
+                BatchOp::Insert(k, v) => self.queue(k, Pending::Put(v.to_vec()))?,
                 BatchOp::Remove(k) => {
                     self.remove(k)?;
                 }
@@ -604,12 +482,20 @@ impl KvBackend for RedisBackend {
 
     fn commit_number(&self) -> Result<u64, Error> {
         self.life.live()?;
-        let n: Option<u64> = self.state.borrow_mut().link.query(
+        let n: Option<u64> = self.state().link.query(
             "read the commit number",
             None,
             redis::cmd("GET").arg(layout::commit_key(&self.namespace)),
         )?;
         Ok(n.unwrap_or(0))
+    }
+
+    /// No byte count (the server's memory and files are its own, shared by
+    /// every namespace): `bytes_on_disk` is `None`, never a zero; the
+    /// durability sentence is read from the server.
+    fn stats(&self) -> Result<StorageStats, Error> {
+        self.life.live()?;
+        Ok(StorageStats::unknown().with_durability(self.durability()?))
     }
 }
 
@@ -632,6 +518,7 @@ impl OpenBackend for RedisBackend {
         c.metadata = true;
         c.multi_process = true;
         c.commit_number = true;
+        c.expiry = true;
         c
     };
 

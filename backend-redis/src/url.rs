@@ -53,10 +53,18 @@ pub struct UrlError {
 /// `text` with any `user:password@` replaced by `***@`, for messages about a
 /// string that may or may not parse as a URL.
 pub fn redact(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    // `scheme://` or, mistyped, `scheme:`: the credentials are what comes
+    // before the last `@` of the authority either way.
+    let (scheme, sep, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (scheme, "://", rest),
+        None => match text.split_once(':') {
+            Some((scheme, rest)) => (scheme, ":", rest),
+            None => return text.to_owned(),
+        },
+    };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        Some(at) => format!("{scheme}{sep}***@{}", &rest[at + 1..]),
         None => text.to_owned(),
     }
 }
@@ -218,5 +226,7 @@ mod tests {
         }
         assert_eq!(redact("redis://a:b@h:1/0?x"), "redis://***@h:1/0?x");
         assert_eq!(redact("/plain/path"), "/plain/path");
+        assert_eq!(redact("/home/a@b/db"), "/home/a@b/db");
+        assert_eq!(redact("redis:u:pw@h:1/0"), "redis:***@h:1/0");
     }
 }

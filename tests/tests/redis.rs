@@ -13,7 +13,7 @@ use shelf::raw::{BackendOptions, OpenBackend};
 use shelf::{Capabilities, Flag, KvBackend, OpenError, OpenOptions, Shelf, WhichDb};
 use shelf_tests::Collected;
 use shelf_tests::redis_server::{RedisCluster, RedisServer, raw_command, unavailable};
-use shelf_tests::{Subject, skip};
+use shelf_tests::{Subject, conformance_suite, skip};
 
 /// The standalone server the suite shares (one per test binary; the
 /// watchdog stops it when the binary exits).
@@ -99,47 +99,13 @@ fn base(port: u16) -> String {
     format!("redis://127.0.0.1:{port}/0")
 }
 
-/// One `#[test]` per case, skipping where there is no server. The shared
-/// list of tests/src/lib.rs less `damaged_files_are_errors_not_panics`
-/// (a redis shelf has no files to damage; see `no_files_to_damage`).
-macro_rules! redis_suite {
-    ($module:ident, $subject:expr) => {
-        mod $module {
-            use super::*;
-            redis_suite!(@cases $subject;
-                get_returns_inserted, get_missing_is_none, insert_overwrites, remove_reports_presence,
-                contains_matches_get, len_counts_keys, keys_and_iter_agree, flush_makes_durable,
-                close_is_idempotent, read_only_refuses_writes, flag_semantics, metadata_is_separate,
-                ordered_range, batch_applies_in_order, capabilities_are_honest, second_writer_is_locked,
-                check_false_changes_nothing, stats_are_honest, capabilities_match_the_registry,
-                shelf_getitem_setitem, shelf_delitem, shelf_contains, shelf_len_and_bool,
-                shelf_iteration_and_keys, shelf_values_and_items, shelf_get_with_default, shelf_pop,
-                shelf_popitem, shelf_setdefault, shelf_update, shelf_clear, shelf_sync_then_reopen,
-                shelf_close_then_closed, shelf_drop_closes, shelf_writeback_persists,
-                shelf_without_writeback_mutation_is_lost, shelf_read_only, shelf_empty_values,
-                shelf_large_value, shelf_unicode_and_binary_keys, shelf_protocol_mismatch,
-                shelf_mixed_types_and_dynamic_value, shelf_ordered_cursor, shelf_transaction,
-                shelf_keys_matching, shelf_wait_get, shelf_hashed_categories, shelf_link,
-                shelf_commit_number, model_matches_btreemap);
-        }
-    };
-    (@cases $subject:expr; $($case:ident),*) => {
-        $(
-            #[test]
-            fn $case() {
-                let Some(subject) = $subject else {
-                    return skip(stringify!($case), "redis", &why());
-                };
-                shelf_tests::cases::$case(&subject);
-            }
-        )*
-    };
-}
-
-redis_suite!(standalone_suite, standalone().map(|s| ByUrl(base(s.port))));
-redis_suite!(standalone_dyn, standalone().map(|s| ByUrlDyn(base(s.port))));
-redis_suite!(cluster_suite, cluster().map(|c| ByUrl(base(c.nodes[0].port))));
-redis_suite!(cluster_dyn, cluster().map(|c| ByUrlDyn(base(c.nodes[1].port))));
+// The shared conformance suite, skipping with the reason where no server
+// can be started. `damaged_files_are_errors_not_panics` skips (a server
+// keeps no files here); tests/tests/redis_bad_input.rs is redis's table.
+conformance_suite!(standalone_suite, standalone().map(|s| ByUrl(base(s.port))).ok_or_else(why));
+conformance_suite!(standalone_dyn, standalone().map(|s| ByUrlDyn(base(s.port))).ok_or_else(why));
+conformance_suite!(cluster_suite, cluster().map(|c| ByUrl(base(c.nodes[0].port))).ok_or_else(why));
+conformance_suite!(cluster_dyn, cluster().map(|c| ByUrlDyn(base(c.nodes[1].port))).ok_or_else(why));
 
 #[test]
 fn get_many_is_get_of_each_key() {
@@ -164,16 +130,6 @@ fn get_many_is_get_of_each_key() {
         assert_eq!((many[2].as_deref(), many[3001].as_deref()), (None, None));
         b.close().unwrap();
     }
-}
-
-#[test]
-fn no_files_to_damage() {
-    skip(
-        "damaged_files_are_errors_not_panics",
-        "redis",
-        "a redis shelf has no files: damage is the server's",
-    );
-    assert!(RedisBackend::files(Path::new("redis://127.0.0.1:1/0")).is_empty());
 }
 
 fn write(url: &str, n: u32) -> RedisBackend {
@@ -392,4 +348,177 @@ fn failover_keeps_keys_synced_with_replicas() {
     )
     .unwrap();
     assert_all(&reader, 1000);
+}
+
+/// The entries of namespace `ns` the servers at `ports` hold (HLEN of its
+/// buckets), counted with raw clients: what is really on the servers.
+fn entries_on_servers(ports: &[u16], ns: &str) -> usize {
+    ports
+        .iter()
+        .map(|port| {
+            let mut conn = redis::Client::open(base(*port)).unwrap().get_connection().unwrap();
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg(format!("shelf:{{{ns}/*")).query(&mut conn).unwrap();
+            keys.iter()
+                .filter(|k| k.ends_with('}'))
+                .map(|k| redis::cmd("HLEN").arg(k).query::<usize>(&mut conn).unwrap())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+#[test]
+fn entries_with_a_ttl_expire_for_every_reader() {
+    const TTL: Duration = Duration::from_millis(300);
+    for (what, url, other, ports) in [
+        (
+            "standalone",
+            standalone().map(|s| s.url("namespace=ttl")),
+            standalone().map(|s| s.url("namespace=ttl")),
+            standalone().map(|s| vec![s.port]),
+        ),
+        (
+            "cluster",
+            cluster().map(|c| c.url("namespace=ttl")),
+            cluster().map(|c| c.nodes[2].url("namespace=ttl")),
+            cluster().map(RedisCluster::masters),
+        ),
+    ] {
+        let (Some(url), Some(other), Some(ports)) = (url, other, ports) else {
+            return skip("entries_with_a_ttl_expire_for_every_reader", "redis", &why());
+        };
+        let mut b = RedisBackend::open_url(&url, &BackendOptions::with_flag(Flag::New)).unwrap();
+        assert!(b.capabilities().expiry, "{what}: a new shelf has expiry");
+        b.insert(b"plain", b"stays").unwrap();
+        // A plain value that starts with the header byte is not taken for one.
+        b.insert(b"plain-c1", b"\xc1\x01looks like a header").unwrap();
+        b.insert_with_ttl(b"long", b"later", Duration::from_secs(60)).unwrap();
+        b.insert_with_ttl(b"overwritten", b"x", TTL).unwrap();
+        b.flush().unwrap();
+        // Overwritten by a plain value after its deadline was indexed: stays.
+        b.insert(b"overwritten", b"kept").unwrap();
+        b.flush().unwrap();
+        let started = Instant::now();
+        b.insert_with_ttl(b"short", b"gone soon", TTL).unwrap();
+        // Never synced before it expires: gone from the handle, never sent.
+        b.insert_with_ttl(b"pending", b"gone too", TTL).unwrap();
+        assert_eq!(b.get(b"pending").unwrap().as_deref(), Some(&b"gone too"[..]), "{what}");
+        assert_eq!(b.get(b"short").unwrap().as_deref(), Some(&b"gone soon"[..]), "{what}");
+        b.remove(b"pending").unwrap();
+        b.insert_with_ttl(b"pending", b"gone too", TTL).unwrap();
+        let mut sent = RedisBackend::open_url(&url, &BackendOptions::with_flag(Flag::Write)).unwrap();
+        sent.insert_with_ttl(b"short", b"gone soon", TTL).unwrap();
+        sent.flush().unwrap();
+        let reader = RedisBackend::open_url(&other, &BackendOptions::with_flag(Flag::Read)).unwrap();
+        // Seen while alive, by this handle and by a reader on another node
+        // (checked only while the deadline is surely ahead: a loaded
+        // machine may have spent the 300 ms already).
+        let seen_len = b.len().unwrap();
+        let seen_keys: Vec<Vec<u8>> = reader.keys().collected().unwrap();
+        let seen_get = reader.get(b"short").unwrap();
+        if started.elapsed() < Duration::from_millis(200) {
+            assert_eq!(seen_len, 6, "{what}: plain, plain-c1, long, overwritten, short, pending");
+            assert!(seen_keys.contains(&b"short".to_vec()), "{what}");
+            assert_eq!(seen_get.as_deref(), Some(&b"gone soon"[..]), "{what}");
+        } else {
+            eprintln!("{what}: the alive checks came {:?} after the insert; skipped", started.elapsed());
+        }
+        std::thread::sleep((TTL + Duration::from_millis(100)).saturating_sub(started.elapsed()));
+        for (who, h) in [("writer", &b), ("reader on another node", &reader)] {
+            assert_eq!(h.get(b"short").unwrap(), None, "{what}, {who}: get");
+            assert_eq!(h.get(b"pending").unwrap(), None, "{what}, {who}: get of the unsent");
+            assert!(!h.contains(b"short").unwrap(), "{what}, {who}: contains");
+            assert_eq!(h.get_many(&[b"short", b"long"]).unwrap()[0], None, "{what}, {who}: get_many");
+            let mut keys = h.keys().collected().unwrap();
+            keys.sort();
+            let want: Vec<Vec<u8>> =
+                [&b"long"[..], b"overwritten", b"plain", b"plain-c1"].iter().map(|k| k.to_vec()).collect();
+            assert_eq!(keys, want, "{what}, {who}: keys");
+            assert_eq!(h.iter().collected().unwrap().len(), 4, "{what}, {who}: iter");
+            assert_eq!(h.len().unwrap(), 4, "{what}, {who}: len");
+            assert_eq!(h.get(b"overwritten").unwrap().as_deref(), Some(&b"kept"[..]), "{what}, {who}");
+            assert_eq!(h.get(b"plain-c1").unwrap().as_deref(), Some(&b"\xc1\x01looks like a header"[..]));
+            assert_eq!(h.get(b"long").unwrap().as_deref(), Some(&b"later"[..]), "{what}, {who}");
+        }
+        // Really gone from the servers (len purged what had expired), not
+        // only hidden.
+        b.flush().unwrap();
+        assert_eq!(entries_on_servers(&ports, "ttl"), 4, "{what}: entries left on the servers");
+        // A plain insert never expires; a removed expiring entry is gone.
+        b.insert_with_ttl(b"long", b"again", TTL).unwrap();
+        assert!(b.remove(b"long").unwrap());
+        b.close().unwrap();
+        let after = RedisBackend::open_url(&url, &BackendOptions::with_flag(Flag::Read)).unwrap();
+        assert_eq!(after.len().unwrap(), 3, "{what}");
+    }
+    // Through the facade: a shelf of values, opened by URL alone.
+    let Some(s) = standalone() else { return };
+    let mut shelf = OpenOptions::new().flag(Flag::New).open(s.url("namespace=ttl-shelf")).unwrap();
+    shelf.insert_with_ttl("session", &vec![1u32, 2, 3], TTL).unwrap();
+    shelf.insert("user", "ada").unwrap();
+    shelf.sync().unwrap();
+    std::thread::sleep(TTL + Duration::from_millis(100));
+    assert_eq!(shelf.get::<Vec<u32>>("session").unwrap(), None);
+    assert_eq!(shelf.len().unwrap(), 1);
+    assert_eq!(shelf.keys().unwrap().collect::<Result<Vec<_>, _>>().unwrap(), vec!["user".to_owned()]);
+}
+
+#[test]
+fn path_backends_have_no_expiry() {
+    // Every backend at paths (the files' and memory) stays Unsupported.
+    let dir = tempfile::tempdir().unwrap();
+    for info in shelf::backends() {
+        let path = dir.path().join(format!("db-{}", info.name));
+        let mut b = (info.open)(&path, &BackendOptions::with_flag(Flag::New)).unwrap();
+        let e = b.insert_with_ttl(b"k", b"v", Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, shelf::Error::Unsupported { .. }), "{}: {e}", info.name);
+        assert!(!b.capabilities().expiry && !info.capabilities.expiry, "{}", info.name);
+        b.close().unwrap();
+    }
+    assert!(shelf::find_backend("redis").unwrap().capabilities.expiry);
+}
+
+#[test]
+fn stats_state_durability_and_no_byte_count() {
+    for (what, url) in [
+        ("standalone", standalone().map(|s| s.url("namespace=stats"))),
+        ("cluster", cluster().map(|c| c.url("namespace=stats"))),
+    ] {
+        let Some(url) = url else { return skip("stats_state_durability", "redis", &why()) };
+        let b = write(&url, 10);
+        let stats = b.stats().unwrap();
+        assert_eq!(stats.bytes_on_disk, None, "{what}: unknown, not zero");
+        let d = stats.durability.unwrap_or_default();
+        // The test servers run with appendonly no and save "".
+        assert!(d.contains("appendonly no") && d.contains("no RDB snapshots"), "{what}: {d}");
+        assert!(d.contains("127.0.0.1:"), "{what}: names the host: {d}");
+    }
+    // appendonly yes, appendfsync always: a sync is on disk.
+    if unavailable().is_none() {
+        let s = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+        let b = write(&s.url("namespace=stats"), 1);
+        let d = b.stats().unwrap().durability.unwrap_or_default();
+        assert!(d.contains("appendfsync always") && d.contains("power loss"), "{d}");
+        let s = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+        let d = write(&s.url("namespace=stats&replicas=0"), 1).durability().unwrap();
+        assert!(d.contains("about a second"), "{d}");
+    }
+}
+
+#[test]
+fn readers_on_several_threads_share_one_handle() {
+    let Some(s) = standalone() else { return skip("readers_on_several_threads", "redis", &why()) };
+    let b = write(&s.url("namespace=threads"), 200);
+    std::thread::scope(|scope| {
+        for t in 0..4u32 {
+            let b = &b;
+            scope.spawn(move || {
+                for i in (t..200).step_by(4) {
+                    let v = b.get(format!("key{i}").as_bytes()).unwrap();
+                    assert_eq!(v.as_deref(), Some(format!("value{i}").as_bytes()));
+                }
+                assert_eq!(b.len().unwrap(), 200);
+            });
+        }
+    });
 }
