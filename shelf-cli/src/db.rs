@@ -247,6 +247,26 @@ pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
+/// A progress bar over the `total` bytes of an input file (a dump being
+/// loaded), hidden unless stderr is a terminal: a file's size is known up
+/// front where its number of keys is not, so this bar can show how far it
+/// is and, once measured, an ETA.
+pub fn byte_progress(total: u64, what: &str) -> ProgressBar {
+    if !show_progress() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {binary_bytes}/{binary_total_bytes}{eta_when_known}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("eta_when_known", eta_when_known)
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// The bytes of the database's own files at `path` (the registry's
 /// [`files`](shelf::BackendInfo::files) of the backend found there: dumb's
 /// `.dat` and `.dir`, not its `.bak` or lock file), so figures before and

@@ -34,11 +34,12 @@ impl std::fmt::Display for Refusal {
 /// [`Refusal::Encode`] when encoding fails, [`Refusal::Loss`] naming the
 /// first difference.
 pub fn encode(protocol: Protocol, value: &Value, lossy: bool) -> Result<Vec<u8>, Refusal> {
-    let bytes = protocol.encode_value(value).map_err(|e| Refusal::Encode(e.to_string()))?;
+    let bytes = protocol.encode_value(value).map_err(|e| Refusal::Encode(crate::error::chain(&*e)))?;
     if lossy || !protocol.is_self_describing() {
         return Ok(bytes);
     }
     let back = protocol.decode_value(&bytes).map_err(|e| {
+        let e = crate::error::chain(&*e);
         Refusal::Loss(format!("it would not read back with protocol '{}' ({e})", protocol.name()))
     })?;
     match first_loss(value, &back, &mut String::new()) {

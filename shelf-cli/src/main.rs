@@ -257,7 +257,7 @@ enum Command {
         #[command(flatten)]
         db: DbOpts,
     },
-    /// Benchmark the backends (and CPython's shelve with dbm.dumb when python3 is present).
+    /// Benchmark the backends beside their raw engines, CPython's shelve (dbm.dumb, dbm.gnu, dbm.sqlite3) and redis.
     Bench(bench::BenchArgs),
     /// Print a shell completion script (`shelf completions bash > /etc/bash_completion.d/shelf`).
     Completions {

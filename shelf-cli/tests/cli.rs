@@ -640,7 +640,7 @@ fn bench_small_run_writes_table_json_and_plot() {
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(j["n"], 200);
     assert_eq!(j["results"][0]["backend"], backend);
-    assert_eq!(j["results"][0]["timings"].as_array().unwrap().len(), 6);
+    assert_eq!(j["results"][0]["timings"].as_array().unwrap().len(), shelf_cli::bench::WORKLOADS.len());
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("insert"), "{}", &svg[..svg.len().min(200)]);
 

@@ -100,21 +100,28 @@ fn dump_out_dash_is_stdout_and_load_in_dash_is_stdin() {
     assert_eq!(doc, serde_json::json!({"x": [1, 2], "y": true}));
 }
 
-#[test]
-fn load_refuses_a_terminal_on_stdin() {
-    // util-linux `script` runs the command on a pseudo-terminal.
+/// Runs `shelf ARGS` in `dir` on a pseudo-terminal (util-linux `script`),
+/// so stdin and stderr are terminals; `None` (with the reason printed)
+/// where `script` is missing. Its stdout holds everything the terminal got.
+fn on_a_terminal(dir: &Path, args: &str, case: &str) -> Option<Output> {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: load at a terminal: `script` (util-linux) is not installed");
-        return;
+        eprintln!("skipped: {case}: `script` (util-linux) is not installed");
+        return None;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cmd = format!("{} load db", env!("CARGO_BIN_EXE_shelf"));
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_shelf"));
     let o = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .output()
         .expect("run script");
+    Some(o)
+}
+
+#[test]
+fn load_refuses_a_terminal_on_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(o) = on_a_terminal(dir.path(), "load db", "load at a terminal") else { return };
     let text = stdout(&o);
     assert!(text.contains("stdin is a terminal"), "{text}");
     assert_eq!(o.status.code(), Some(2), "{text}");
@@ -256,4 +263,44 @@ fn bench_json_dash_prints_the_figures_on_stdout() {
     assert_eq!(doc["results"][0]["backend"], backend.name);
     assert!(doc["results"][0]["timings"].as_array().is_some_and(|t| !t.is_empty()), "{doc}");
     assert!(!dir.path().join("-").exists(), "bench --json - created a file named -");
+}
+
+#[test]
+fn load_from_a_file_shows_bytes_at_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // About 3 MiB: long enough to draw the bar at least once.
+    let entries: Vec<String> = (0..20_000).map(|i| format!("\"k{i:06}\": \"{}\"", "v".repeat(140))).collect();
+    std::fs::write(dir.path().join("dump.json"), format!("{{{}}}", entries.join(","))).expect("dump");
+    let Some(o) = on_a_terminal(dir.path(), "load db -b redb -i dump.json", "load progress") else { return };
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("loaded 20000 keys"), "{text}");
+    // The bar counts the file's bytes against its size, not keys.
+    assert!(text.contains("iB/2.") || text.contains("iB/3."), "no byte progress in {text:?}");
+}
+
+#[test]
+fn a_shelf_made_with_defaults_reads_in_the_cli_and_as_value() {
+    #[derive(serde::Serialize)]
+    struct Visit {
+        page: String,
+        count: u32,
+        ratio: f64,
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("visits");
+    let mut s = shelf::open(&path).expect("open with every default");
+    s.insert("home", &Visit { page: "/".into(), count: 3, ratio: 0.5 }).expect("insert");
+    // Through Value, with no Rust type: every item reads.
+    for (key, value) in &s {
+        let value = value.expect("a default shelf's value reads as Value");
+        assert_eq!(key, "home");
+        assert!(format!("{value:?}").contains("count"), "{value:?}");
+    }
+    s.close().expect("close");
+    let o = run(dir.path(), &["get", "visits", "home"]);
+    expect(&o, 0);
+    assert_eq!(json(&o), serde_json::json!({"page": "/", "count": 3, "ratio": 0.5}));
+    let o = run(dir.path(), &["info", "visits"]);
+    assert!(stdout(&o).contains("msgpack"), "{}", stdout(&o));
 }

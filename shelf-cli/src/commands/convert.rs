@@ -6,7 +6,7 @@ use shelf::{Flag, Protocol, Value, WhichDb};
 
 use super::output::{Out, write_err};
 use crate::db;
-use crate::error::CliError;
+use crate::error::{CliError, chain};
 use crate::json_value;
 use crate::lossless;
 use crate::staged::Staged;
@@ -105,7 +105,8 @@ pub fn convert(a: &ConvertArgs<'_>, out: Out) -> Result<(), CliError> {
         } else {
             // Placeholders: a pickle of an unknown class is copied as its bytes.
             let value: Value = sp.with_placeholders().decode_value(&v).map_err(|e| {
-                CliError::data(format!("cannot decode with protocol '{}': {}", sp.name(), e)).context(ctx(&k))
+                CliError::data(format!("cannot decode with protocol '{}': {}", sp.name(), chain(&*e)))
+                    .context(ctx(&k))
             })?;
             lossless::encode(dp.with_placeholders(), &value, a.lossy).map_err(|r| match r {
                 lossless::Refusal::Encode(e) => {

@@ -37,7 +37,8 @@ struct LoadSeed<'a, 'b> {
     sink: &'a mut Sink<'b>,
     source: &'a str,
     lossy: bool,
-    bar: &'a indicatif::ProgressBar,
+    /// Counts keys; `None` where the bar counts the input's bytes.
+    bar: Option<&'a indicatif::ProgressBar>,
     /// The first failure that is not JSON syntax (a bad `$` form, a refused
     /// key): serde only carries strings, so it waits here.
     failure: &'a mut Option<CliError>,
@@ -76,7 +77,9 @@ impl<'de> Visitor<'de> for LoadSeed<'_, '_> {
                 return Err(de::Error::custom("stopped"));
             }
             n += 1;
-            self.bar.inc(1);
+            if let Some(bar) = self.bar {
+                bar.inc(1);
+            }
         }
         Ok(n)
     }
@@ -114,7 +117,40 @@ fn encode_json(
     })
 }
 
-fn open_input(input: Option<&Path>) -> Result<(Box<dyn BufRead>, String), CliError> {
+/// Where a dump comes from: the reader, its name for messages, and its size
+/// in bytes where it is a regular file (for a byte progress bar).
+struct Input {
+    reader: Box<dyn BufRead>,
+    source: String,
+    size: Option<u64>,
+}
+
+/// An input that moves a progress bar by the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn open_input(input: Option<&Path>) -> Result<Input, CliError> {
+    let (reader, source) = open_reader(input)?;
+    // Only a regular file's length is what will be read.
+    let size = input
+        .filter(|p| *p != Path::new("-"))
+        .and_then(|p| std::fs::metadata(p).ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    Ok(Input { reader, source, size })
+}
+
+fn open_reader(input: Option<&Path>) -> Result<(Box<dyn BufRead>, String), CliError> {
     Ok(match input.filter(|p| *p != Path::new("-")) {
         Some(p) => {
             let f = File::open(p).map_err(|e| {
@@ -150,6 +186,10 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: 
         return Err(CliError::usage("load writes: --flag r cannot load; use w, c (the default) or n"));
     }
     let found = shelf::whichdb(path);
+    // A URL (a Redis namespace) has no sibling path to build under: it is
+    // loaded in place, by the backend its scheme names.
+    let location = shelf::Location::new(path);
+    let url_backend = location.url_backend()?;
     let fresh = flag == Flag::New || (flag == Flag::Create && found == WhichDb::Missing);
     let old = match found {
         WhichDb::Backend(name) => Some(shelf::find_backend(name)?),
@@ -172,15 +212,15 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: 
         }
         (Some(b), _) => Some(shelf::find_backend(b)?),
         (None, Some(o)) => Some(o),
-        (None, None) => shelf::backends().first(),
+        (None, None) => url_backend.or_else(|| shelf::backends().first()),
     };
-    let staged_backend = backend.filter(|b| fresh && b.capabilities.persistent);
-    let (reader, source) = open_input(input)?;
+    let staged_backend = backend.filter(|b| fresh && b.capabilities.persistent && !location.is_url());
+    let Input { reader, source, size } = open_input(input)?;
     if let Some(info) = staged_backend {
         let staged = Staged::new(path, info)?;
         let mut s = db::open_with(staged.path(), Some(info.name), opts.protocol, Flag::New)
             .map_err(|e| e.context(format!("building {}", path.display())))?;
-        let n = load_streaming(&mut s, reader, &source, lossy)
+        let n = read_dump(&mut Sink::Shelf(&mut s), reader, &source, size, lossy)
             .map_err(|e| e.context(format!("loading {} (nothing was created)", path.display())))?;
         let len = s.len()?;
         db::close(s, path)?;
@@ -190,7 +230,7 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: 
     let mut s = opts.open(path, Flag::Create)?;
     let n = if s.capabilities()?.atomic_batch {
         let mut sink = Sink::Batch { protocol: s.protocol(), ops: Vec::new() };
-        let n = read_dump(&mut sink, reader, &source, lossy)
+        let n = read_dump(&mut sink, reader, &source, size, lossy)
             .map_err(|e| e.context(format!("loading {} (nothing was stored)", path.display())))?;
         if let Sink::Batch { ops, .. } = &sink {
             let batch: Vec<shelf::BatchOp<'_>> =
@@ -201,7 +241,7 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: 
         }
         n
     } else {
-        load_streaming(&mut s, reader, &source, lossy).map_err(|e| {
+        read_dump(&mut Sink::Shelf(&mut s), reader, &source, size, lossy).map_err(|e| {
             e.context(format!("loading {} (keys before the error were stored)", path.display()))
         })?
     };
@@ -210,26 +250,31 @@ pub fn load(path: &Path, opts: &DbOpts, input: Option<&Path>, lossy: bool, out: 
     writeln!(out, "loaded {n} keys into {} ({len} keys now)", path.display()).map_err(write_err)
 }
 
-fn load_streaming(
-    s: &mut DynShelf,
-    reader: Box<dyn BufRead + '_>,
-    source: &str,
-    lossy: bool,
-) -> Result<u64, CliError> {
-    read_dump(&mut Sink::Shelf(s), reader, source, lossy)
-}
-
+/// Reads a dump into `sink`, with a bar over the input's `size` in bytes
+/// where it is known, else a spinner counting keys.
 fn read_dump(
     sink: &mut Sink<'_>,
     reader: Box<dyn BufRead + '_>,
     source: &str,
+    size: Option<u64>,
     lossy: bool,
 ) -> Result<u64, CliError> {
-    let bar = db::progress(None, "load");
     let mut failure = None;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let seed = LoadSeed { sink, source, lossy, bar: &bar, failure: &mut failure };
-    let result = seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
+    let (result, bar) = match size {
+        Some(total) => {
+            let bar = db::byte_progress(total, "load");
+            let counted = Counted { inner: reader, bar: bar.clone() };
+            let mut de = serde_json::Deserializer::from_reader(counted);
+            let seed = LoadSeed { sink, source, lossy, bar: None, failure: &mut failure };
+            (seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n)), bar)
+        }
+        None => {
+            let bar = db::progress(None, "load");
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let seed = LoadSeed { sink, source, lossy, bar: Some(&bar), failure: &mut failure };
+            (seed.deserialize(&mut de).and_then(|n| de.end().map(|()| n)), bar)
+        }
+    };
     bar.finish_and_clear();
     match (result, failure) {
         (_, Some(f)) => Err(f),
@@ -253,6 +298,6 @@ pub fn load_into(
     source: &str,
     path: &Path,
 ) -> Result<u64, CliError> {
-    load_streaming(s, reader, source, false)
+    read_dump(&mut Sink::Shelf(s), reader, source, None, false)
         .map_err(|e| e.context(format!("loading {} (keys before the error were stored)", path.display())))
 }

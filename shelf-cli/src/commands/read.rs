@@ -79,8 +79,13 @@ pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliE
     let len = s.len()?;
     let stats = backend.stats()?;
     // Backends that do not report their files get the size of what is at
-    // the path (and its dbm-style siblings).
-    let bytes = stats.bytes_on_disk.unwrap_or_else(|| db::size_on_disk(path));
+    // the path (and its dbm-style siblings); a server's (a URL) is unknown,
+    // never a zero that would read as an empty database.
+    let bytes = match stats.bytes_on_disk {
+        Some(b) => Some(b),
+        None if shelf::Location::new(path).is_url() => None,
+        None => Some(db::size_on_disk(path)),
+    };
     let commit = if caps.commit_number { Some(backend.commit_number()?) } else { None };
     let can: Vec<&str> = caps.enabled().collect();
     if json {
@@ -91,6 +96,7 @@ pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliE
             "keys": len,
             "bytes_on_disk": bytes,
             "reclaimable_bytes": stats.reclaimable_bytes,
+            "durability": stats.durability,
             "commit_number": commit,
             "capabilities": can,
         });
@@ -101,8 +107,11 @@ pub fn info(path: &Path, opts: &DbOpts, json: bool, out: Out) -> Result<(), CliE
             ("backend", backend.name().to_owned()),
             ("protocol", s.protocol().name().to_owned()),
             ("keys", len.to_string()),
-            ("bytes on disk", bytes.to_string()),
+            ("bytes on disk", bytes.map_or_else(|| "unknown".to_owned(), |b| b.to_string())),
         ];
+        if let Some(d) = &stats.durability {
+            lines.push(("durability", d.clone()));
+        }
         if let Some(r) = stats.reclaimable_bytes {
             lines.push(("reclaimable", r.to_string()));
         }
