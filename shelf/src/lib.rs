@@ -1,4 +1,183 @@
-#![doc = include_str!("../../README.md")]
+//! Python's [`shelve`](https://docs.python.org/3/library/shelve.html) for
+//! Rust: a persistent dictionary from string (or byte) keys to serde values,
+//! stored by a backend chosen when the shelf is opened: an embedded engine
+//! (redb, the default), the very files Python's `shelve` writes, a
+//! directory, Redis, or memory.
+//!
+//! # Open, use, close
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Point { x: i32, y: i32 }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("points");
+//! let mut db = shelf::open(&path)?;                // shelve.open(path): flag 'c'
+//! db.insert("origin", &Point { x: 0, y: 0 })?;     // db["origin"] = ...
+//! db.insert("count", &2u32)?;                      // values of any serde type
+//! assert_eq!(db.get::<Point>("origin")?, Some(Point { x: 0, y: 0 }));
+//! assert_eq!(db.get::<u32>("missing")?, None);     // Python raises KeyError
+//! assert!(db.contains_key("count")?);
+//! db.close()?;                                     // durable; later calls: Error::Closed
+//!
+//! // Reopened: the backend and protocol are found in the files.
+//! let db = shelf::open(&path)?;
+//! for (key, value) in &db {
+//!     // New shelves store MessagePack, which describes itself: any value
+//!     // reads as a `shelf::Value` without knowing the type that wrote it.
+//!     println!("{key} = {:?}", value?);
+//! }
+//! let keys: Vec<String> = db.keys()?.collect::<Result<_, _>>()?; // lazy, like a stream
+//! assert_eq!(keys.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The method names are `HashMap`'s where the meaning is the same
+//! (`get`, `insert`, `remove`, `contains_key`, `len`, `keys`, `values`,
+//! `iter`) and Python's otherwise (`sync`, `pop`, `set_default`,
+//! `update`). A call returns `Result`, because a disk can fail where memory
+//! cannot. [`OpenOptions`] takes `shelve.open`'s other arguments and the
+//! backend:
+//!
+//! ```
+//! use shelf::{Flag, OpenOptions, Protocol};
+//! # let dir = tempfile::tempdir()?;
+//! let mut db = OpenOptions::new()
+//!     .flag(Flag::Create)            // 'r', 'w', 'c' or 'n', as dbm
+//!     .backend("sqlite")             // by name; detected when the database exists
+//!     .protocol(Protocol::json())    // recorded in the shelf where the backend can
+//!     .writeback(true)               // get_mut hands out values that sync() writes
+//!     .open(dir.path().join("data.sqlite3"))?;
+//! db.insert("xs", &vec![1, 2, 3])?;
+//! if let Some(xs) = db.get_mut::<Vec<i32>>("xs")? {
+//!     xs.push(4);
+//! }
+//! db.sync()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Shelves Python wrote
+//!
+//! A shelf made by Python opens without naming its format: [`whichdb`]
+//! recognises the files, and the pickle protocol is found from the values.
+//! Decoding a pickle never runs code; values are read as your serde types
+//! or as [`Value`], which keeps Python's types apart (tuple, set,
+//! `datetime`, big integers...).
+//!
+//! | Python wrote it with | files | backend | protocol |
+//! |---|---|---|---|
+//! | `shelve.open` on CPython 3.13 and later | `dbm.sqlite3` | `sqlite` | pickle |
+//! | `shelve.open` on 3.0 to 3.12 with `_gdbm` (most Linux distributions) | `dbm.gnu` | `gnu` | pickle |
+//! | `shelve.open` without `_gdbm` and `_dbm` (pyenv builds, Windows), or `dbm.dumb` | `NAME.dat`, `NAME.dir` | `dumb` | pickle |
+//! | pickleshare's `PickleShareDB` | a directory of files | `dir` | pickle |
+//! | mmappickle's `mmapdict` (numpy arrays) | one file | `mmappickle` | pickle |
+//! | `shelve.open` on macOS (`dbm.ndbm`) | `NAME.db` | none: opening it prints a Python command that converts it to `dbm.dumb` | |
+//!
+//! Each opens for writing as well, and what Rust writes there with pickle
+//! (the default protocol of these backends) Python reads back.
+//!
+//! ```no_run
+//! // After Python ran: with shelve.open("inventory") as db: db["apples"] = {"count": 3}
+//! let db = shelf::open("inventory")?;
+//! let apples: shelf::Value = db.get("apples")?.expect("written by Python");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Choosing a backend
+//!
+//! Each backend is a cargo feature (on by default unless marked) and a
+//! registry name for [`OpenOptions::backend`]; [`backends`] lists those
+//! compiled in, in the preference order for new databases.
+//!
+//! | backend | choose it for |
+//! |---|---|
+//! | `redb` | new data used from Rust: one file, ACID commits, checksummed entries, the default |
+//! | `sqlite` | sharing a live shelf with CPython 3.13+ or other processes (SQLite's locking) |
+//! | `gnu`, `dumb` | shelves older Pythons read and write (`dbm.gnu`, `dbm.dumb`, byte for byte) |
+//! | `dir` | one file per key, pickleshare's layout; many processes reading and writing |
+//! | `mmappickle` | numpy arrays as zero-copy views of a memory-mapped file |
+//! | `redis` (feature `redis`, off by default) | several processes on several machines: opened by URL, `redis://host/0?namespace=app` |
+//! | `sled` (feature `sled`, off by default) | comparing engines; sled 0.34 is unmaintained |
+//! | `memory` | tests, and Python's `Shelf(dict)` |
+//!
+//! Code written against [`DynShelf`] (what [`open`] returns) runs on any
+//! of them, so the engine can be configuration. [`OpenOptions::open_as`]
+//! picks one statically instead, without boxing.
+//!
+//! # Choosing a protocol
+//!
+//! The protocol turns values into bytes. A shelf records it where its
+//! backend keeps metadata, and reopening uses it: only new shelves take the
+//! default.
+//!
+//! | protocol | for | read back as [`Value`] |
+//! |---|---|---|
+//! | [`Protocol::msgpack()`] | the default for new non-Python shelves: compact, structs stored with field names (a struct can gain `#[serde(default)]` fields), read by Python's `msgpack` and the `shelf` command | yes |
+//! | [`Protocol::bincode()`] | the fastest and smallest; needs the exact Rust type to read | no |
+//! | [`Protocol::pickle()`] | sharing values with Python; the default of the Python formats | yes |
+//! | [`Protocol::json()`] | values people read and edit | yes |
+//!
+//! # Durability
+//!
+//! Writes are visible at once and durable at [`Shelf::sync`] (and at
+//! [`Shelf::close`], and when the shelf is dropped, which ignores errors:
+//! call `close` to see them). Once `sync` has returned, the data survives
+//! the process being killed at any instant; a crash before it may lose the
+//! writes since the last sync, but never makes the database unopenable or
+//! mixes old and new bytes within a value. The crash tests kill every
+//! persistent backend with SIGKILL to check exactly this.
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! let mut db = shelf::open(dir.path().join("orders"))?;
+//! db.update([("a1", 10), ("a2", 20)])?;
+//! db.sync()?; // from here on, both survive a crash
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A damaged database is an error naming the file (and the key where it
+//! can), never a changed value or a shortened listing. A database opened
+//! with flag `r` is never written, and a file that no backend recognises is
+//! never overwritten, not even with flag `n`.
+//!
+//! # Async
+//!
+//! With the feature `tokio`, `AsyncShelf` has the same methods, async, each
+//! running on tokio's blocking pool; it is cheap to clone, so one open
+//! shelf can be a web service's shared state:
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let shelf = shelf::AsyncShelf::open(dir.path().join("db")).await?;
+//! shelf.insert("hits", 1u64).await?;
+//! assert_eq!(shelf.get::<u64>("hits").await?, Some(1));
+//! shelf.close().await?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tokio"))]
+//! # fn main() {}
+//! ```
+//!
+//! # More
+//!
+//! - Examples: `cargo run -p shelf --example NAME` with `python_migration`,
+//!   `writeback`, `web_service` and `switch_engine` (in `shelf/examples/`).
+//! - The `shelf` command (crate `shelf-cli`) inspects, edits, dumps, loads,
+//!   converts, checks and benchmarks shelves from a shell.
+//! - The README: the full table from Python's `shelve` to this crate, each
+//!   backend's files and guarantees; `docs/performance.md` and
+//!   `docs/reliability.md` hold the measurements.
+//! - Writing a backend: [`KvBackend`] (its `# Contract`) and [`raw`].
+
+// The README's Rust examples still run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,8 +193,12 @@ pub use shelf_core::{
 // numpy arrays: the typed value of the mmappickle backend.
 pub use shelf_core::{ArrayOrder, NdArray};
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod foreign;
 mod registry;
+#[cfg(feature = "tokio")]
+pub use asynchronous::{AsyncShelf, TASK_BACKEND, TaskError};
 
 pub use foreign::ForeignFormat;
 use foreign::foreign_format;
