@@ -94,6 +94,14 @@ pub(crate) struct DecodeOptions {
 
 /// Decodes one pickle. Bytes after `STOP` are ignored, as `pickle.loads` does.
 pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value, DecodeError> {
+    if let Some(value) = single_scalar(input) {
+        return Ok(value);
+    }
+    decode_in_vm(input, options)
+}
+
+/// [`decode`] through the VM alone.
+fn decode_in_vm(input: &[u8], options: DecodeOptions) -> Result<Value, DecodeError> {
     let mut vm = Vm::new(input, options);
     let item = vm.run().map_err(|msg| vm.error_at(msg))?;
     // A pickle naming a class shelf does not know is kept whole, byte for
@@ -110,6 +118,77 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value, Deco
         return Ok(opaque(&mut vm));
     }
     Ok(value)
+}
+
+/// The value of a pickle that is one scalar (bytes, str, a small int, a
+/// float, None, a bool), read straight from the input: what a shelf of
+/// plain values holds in every entry, so the VM and its stacks are set up
+/// only for pickles that need them. `None` for anything else (then the VM
+/// decodes it, errors included), so the result is always the VM's.
+///
+/// The shape: `PROTO v` (v <= 5), an optional `FRAME`, the one value
+/// opcode, an optional memo store (`MEMOIZE`, `BINPUT`, `LONG_BINPUT`),
+/// `STOP`; bytes after `STOP` ignored as the VM ignores them.
+fn single_scalar(input: &[u8]) -> Option<Value> {
+    let mut pos = 0usize;
+    let pos = &mut pos;
+    let take = |pos: &mut usize, n: usize| -> Option<&[u8]> {
+        let got = input.get(*pos..pos.checked_add(n)?)?;
+        *pos += n;
+        Some(got)
+    };
+    let len_u32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if take(pos, 1)? != [PROTO] || take(pos, 1)?[0] > HIGHEST_PROTOCOL {
+        return None;
+    }
+    let mut op = take(pos, 1)?[0];
+    if op == FRAME {
+        // Only a hint, but its length must fit what follows, as the VM
+        // checks: a bad one goes to the VM, which says so.
+        let n = u64::from_le_bytes(take(pos, 8)?.try_into().ok()?);
+        if n > (input.len() - *pos) as u64 {
+            return None;
+        }
+        op = take(pos, 1)?[0];
+    }
+    let value = match op {
+        SHORT_BINBYTES => {
+            let n = take(pos, 1)?[0] as usize;
+            Value::Bytes(take(pos, n)?.to_vec())
+        }
+        BINBYTES => {
+            let n = len_u32(take(pos, 4)?);
+            Value::Bytes(take(pos, n)?.to_vec())
+        }
+        SHORT_BINUNICODE => {
+            let n = take(pos, 1)?[0] as usize;
+            Value::Str(std::str::from_utf8(take(pos, n)?).ok()?.to_owned())
+        }
+        BINUNICODE => {
+            let n = len_u32(take(pos, 4)?);
+            Value::Str(std::str::from_utf8(take(pos, n)?).ok()?.to_owned())
+        }
+        BININT1 => Value::Int(take(pos, 1)?[0].into()),
+        BININT2 => Value::Int(u16::from_le_bytes(take(pos, 2)?.try_into().ok()?).into()),
+        BININT => Value::Int(i32::from_le_bytes(take(pos, 4)?.try_into().ok()?).into()),
+        BINFLOAT => Value::Float(f64::from_be_bytes(take(pos, 8)?.try_into().ok()?)),
+        NONE => Value::None,
+        NEWTRUE => Value::Bool(true),
+        NEWFALSE => Value::Bool(false),
+        _ => return None,
+    };
+    let mut op = take(pos, 1)?[0];
+    let memo_arg = match op {
+        MEMOIZE => Some(0),
+        BINPUT => Some(1),
+        LONG_BINPUT => Some(4),
+        _ => None,
+    };
+    if let Some(n) = memo_arg {
+        take(pos, n)?;
+        op = take(pos, 1)?[0];
+    }
+    (op == STOP).then_some(value)
 }
 
 /// A value on the stack: small scalars inline, everything else in the heap.
@@ -1890,5 +1969,81 @@ mod tests {
             p.push(b'.');
             assert_eq!(load(&p).is_ok(), ok, "{n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod single_scalar_tests {
+    use super::*;
+    use crate::pickle::encode;
+
+    /// Pickles of single scalars as our encoder and CPython write them,
+    /// with and without FRAME and memo stores.
+    fn samples() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for v in [
+            Value::Bytes(vec![7; 100]),
+            Value::Bytes(vec![1; 300]),
+            Value::Bytes(Vec::new()),
+            Value::Str("é☃".into()),
+            Value::Str("x".repeat(300)),
+            Value::Int(5),
+            Value::Int(-5),
+            Value::Int(70_000),
+            Value::Int(1 << 40),
+            Value::Float(1.5),
+            Value::None,
+            Value::Bool(true),
+            Value::List(vec![Value::Int(1)]),
+        ] {
+            for proto in 2..=5 {
+                out.push(encode::encode(&v, proto).unwrap());
+            }
+        }
+        // CPython 3.11's pickle.dumps(b"abc", 4) and dumps("abc", 3).
+        out.push(b"\x80\x04\x95\x07\x00\x00\x00\x00\x00\x00\x00C\x03abc\x94.".to_vec());
+        out.push(b"\x80\x03X\x03\x00\x00\x00abcq\x00.".to_vec());
+        out.push(b"\x80\x03X\x03\x00\x00\x00abcr\x00\x00\x00\x00.trailing".to_vec());
+        out
+    }
+
+    #[test]
+    fn the_fast_path_answers_only_what_the_vm_answers_alike() {
+        let options = DecodeOptions::default();
+        let mut taken = 0;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for sample in samples() {
+            let mut variants = vec![sample.clone()];
+            for cut in 0..sample.len() {
+                variants.push(sample[..cut].to_vec());
+            }
+            for _ in 0..200 {
+                let mut v = sample.clone();
+                let at = (next() as usize) % v.len();
+                v[at] = next() as u8;
+                variants.push(v);
+            }
+            for v in variants {
+                if let Some(fast) = single_scalar(&v) {
+                    taken += 1;
+                    let slow =
+                        decode_in_vm(&v, options).unwrap_or_else(|e| panic!("{v:?}: the VM refuses: {e}"));
+                    assert_eq!(fast, slow, "{v:?}");
+                }
+            }
+        }
+        assert!(taken > 100, "the fast path took only {taken} pickles");
+        // What it must leave to the VM: a list, a bad protocol, a FRAME
+        // longer than what follows, two values.
+        assert!(single_scalar(&encode::encode(&Value::List(vec![]), 3).unwrap()).is_none());
+        assert!(single_scalar(b"\x80\x09N.").is_none());
+        assert!(single_scalar(b"\x80\x04\x95\xff\x00\x00\x00\x00\x00\x00\x00N.").is_none());
+        assert!(single_scalar(b"\x80\x03NN.").is_none());
     }
 }
