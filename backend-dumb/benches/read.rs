@@ -21,24 +21,15 @@ use shelf_core::raw::BackendOptions;
 use shelf_core::{Flag, KvBackend, Protocol, Shelf};
 
 const N: usize = 100_000;
-const VALUE: usize = 100;
 
 /// The keys of `shelf bench`.
 fn key(i: usize) -> String {
     format!("key{i:08}")
 }
 
-/// 100 bytes of an xorshift stream.
+/// The shared benchmark value of key `i` (`raw::bench_value`), owned.
 fn value(i: usize) -> Vec<u8> {
-    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (0..VALUE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    shelf_core::raw::bench_value(i).to_vec()
 }
 
 /// A fixed random order of 0..N (Fisher-Yates over an LCG).

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use backend_redis::RedisBackend;
 use shelf::raw::{BackendOptions, OpenBackend};
 use shelf::{Capabilities, Flag, KvBackend, OpenError, OpenOptions, Shelf, WhichDb};
+use shelf_cli::error::chain;
 use shelf_tests::Collected;
 use shelf_tests::redis_server::{RedisCluster, RedisServer, raw_command, unavailable};
 use shelf_tests::{Subject, conformance_suite, skip};
@@ -210,24 +211,13 @@ fn whichdb_asks_the_server_and_bounds_the_wait() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
     let e = shelf::whichdb_at(format!("redis://u:hunter2@127.0.0.1:{dead}/0")).unwrap_err();
-    let shown = format!("{e} {e:?} {}", error_chain(&e));
+    let shown = format!("{e} {e:?} {}", chain(&e));
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains(&format!("127.0.0.1:{dead}")), "{shown}");
     let started2 = Instant::now();
     let e = shelf::whichdb_at("redis://192.0.2.1:6379/0?timeout=1").unwrap_err();
     assert!(started2.elapsed() < Duration::from_secs(4), "took {:?}: {e}", started2.elapsed());
     assert!(started.elapsed() < Duration::from_secs(6));
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[test]
@@ -243,10 +233,10 @@ fn credentials_never_appear_in_errors() {
     assert!(!b.location().contains("s3cretpw") && !format!("{b:?}").contains("s3cretpw"));
     let bad = format!("redis://:wrongpw@127.0.0.1:{}/0?namespace=auth", s.port);
     let e = RedisBackend::open_url(&bad, &BackendOptions::with_flag(Flag::Read)).unwrap_err();
-    let shown = format!("{} | {e:?}", error_chain(&e));
+    let shown = format!("{} | {e:?}", chain(&e));
     assert!(!shown.contains("wrongpw"), "{shown}");
     let Err(e) = shelf::open(&bad) else { panic!("a wrong password opened") };
-    let shown = format!("{} | {e:?}", error_chain(&e));
+    let shown = format!("{} | {e:?}", chain(&e));
     assert!(!shown.contains("wrongpw") && shown.contains("***@127.0.0.1"), "{shown}");
 }
 
@@ -262,7 +252,7 @@ fn stopped_server_is_a_bounded_error_and_a_restart_is_reconnected() {
     let started = Instant::now();
     let e = b.get(b"key1").unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
-    let shown = error_chain(&e);
+    let shown = chain(&e);
     assert!(shown.contains(&format!("127.0.0.1:{}", s.port)), "{shown}");
     // appendfsync always: every synced key survives the SIGKILL of the server.
     s.restart();

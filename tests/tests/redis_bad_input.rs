@@ -26,14 +26,7 @@ const SECRET: &str = "pw-s3cret-9";
 
 /// The error of a row: its `Display` chain and its `Debug`.
 fn shown(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    format!("{out} | {e:?}")
+    format!("{} | {e:?}", shelf_cli::error::chain(e))
 }
 
 /// What a row did: the error it gave (shown), or `None` when it
