@@ -69,6 +69,15 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, o: &PickleOptions) -> Res
     Ok(encode::encode(&value, o.version)?)
 }
 
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    o: &PickleOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), BoxError> {
+    let value = crate::value::to_value(value)?;
+    Ok(encode::encode_into(&value, o.version, out)?)
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], o: &PickleOptions) -> Result<T, BoxError> {
     // Not serde-pickle's decoder: it panics on some inputs (sorting a set
     // holding a NaN, found by fuzzing) and recurses without bound on deep

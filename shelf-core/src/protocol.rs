@@ -287,7 +287,7 @@ impl Protocol {
                 bincode::serde::encode_into_writer(value, Append(out), varint_config())?
             }
             Protocol::Json => serde_json::to_writer(out, value)?,
-            Protocol::Pickle(o) => out.extend_from_slice(&pickle::encode(value, o)?),
+            Protocol::Pickle(o) => pickle::encode_into(value, o, out)?,
         }
         Ok(())
     }

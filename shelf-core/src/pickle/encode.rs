@@ -50,19 +50,32 @@ pub(crate) const PROTOCOLS: std::ops::RangeInclusive<u8> = 2..=5;
 /// written as 2, anything above as 5). A [`Value::Opaque`] is its own
 /// bytes, whatever the protocol.
 pub(crate) fn encode(value: &Value, protocol: u8) -> Result<Vec<u8>, String> {
+    // Room for a small value's pickle at once, not five doublings.
+    let mut out = Vec::with_capacity(128);
+    encode_into(value, protocol, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode`], appending to `out` (a writer's buffer kept between values:
+/// no allocation per value). On error `out` may hold part of the pickle.
+pub(crate) fn encode_into(value: &Value, protocol: u8, out: &mut Vec<u8>) -> Result<(), String> {
     if let Value::Opaque(o) = value {
-        return Ok(o.bytes.clone());
+        out.extend_from_slice(&o.bytes);
+        return Ok(());
     }
     let proto = protocol.clamp(*PROTOCOLS.start(), *PROTOCOLS.end());
-    let mut p = Pickler { out: Vec::new(), proto, next: 0, shared: HashMap::new(), frame: None };
+    let mut p = Pickler { out: std::mem::take(out), proto, next: 0, shared: HashMap::new(), frame: None };
     p.out.extend_from_slice(&[PROTO, p.proto]);
     if proto >= 4 {
         p.start_frame();
     }
-    p.save(value, 0)?;
-    p.out.push(STOP);
-    p.end_frame();
-    Ok(p.out)
+    let saved = p.save(value, 0);
+    if saved.is_ok() {
+        p.out.push(STOP);
+        p.end_frame();
+    }
+    *out = p.out;
+    saved
 }
 
 /// Objects that CPython shares between their uses, so a second use is a
