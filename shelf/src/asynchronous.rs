@@ -52,9 +52,11 @@ impl TaskError {
 /// each run on tokio's blocking pool.
 ///
 /// Cloning is cheap (an [`Arc`]): every clone is the same open shelf, so it
-/// can be a web service's state. Calls on one shelf run one at a time, in
-/// the order they were made (a fair lock), and each runs to its end even
-/// when its future is dropped, so a timeout never leaves half a write.
+/// can be a web service's state. Reads (`get`, `contains_key`, `len`,
+/// `keys`...) run side by side; a write waits for them and runs alone. The
+/// lock is fair (calls are served in the order they were made), and each
+/// call runs to its end even when its future is dropped, so a timeout never
+/// leaves half a write.
 ///
 /// Keys are anything `AsRef<[u8]>` (copied to move them to the blocking
 /// pool); values are moved in (`insert(key, value)`, as
