@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use backend_sled::SledBackend;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use shelf_core::Flag;
 use shelf_core::raw::{BackendOptions, bench_fill, bench_get_all, bench_keys, bench_value, wait_for_release};
+use shelf_core::{Flag, Protocol, Shelf, ShelfOptions};
 
 const N: u64 = 100_000;
 
@@ -76,6 +76,26 @@ fn random_get(c: &mut Criterion) {
     });
     let backend = backend_fill(&dir.path().join("backend"), &keys);
     g.bench_function("SledBackend", |b| b.iter(|| bench_get_all(&backend, &order).unwrap()));
+    drop(backend);
+    // Through a shelf, as an application reads: bincode, a 100-byte array.
+    let shelf_path = dir.path().join("shelf");
+    let mut shelf = Shelf::new(
+        SledBackend::open(&shelf_path, &BackendOptions::with_flag(Flag::New)).unwrap(),
+        ShelfOptions::new(Some(Protocol::Bincode)),
+    )
+    .unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        shelf.insert(k, &serde_bytes::ByteArray::new(bench_value(i))).unwrap();
+    }
+    shelf.sync().unwrap();
+    g.bench_function("Shelf<SledBackend>", |b| {
+        b.iter(|| {
+            for k in &order {
+                black_box(shelf.get::<serde_bytes::ByteArray<100>>(k).unwrap());
+            }
+        })
+    });
+    drop(shelf);
     // The same reads of a database written before value checksums (layout
     // "1", plain values): the cost of verifying them, side by side.
     let legacy_path = dir.path().join("legacy");

@@ -240,6 +240,16 @@ impl KvBackend for SledBackend {
         stored.map(|v| self.opened(key, v)).transpose()
     }
 
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, Error> {
+        let open = self.engine()?;
+        let stored =
+            self.damage.shield("read a value", || open.data.get(key).map_err(err("read a value")))?;
+        let Some(stored) = stored else { return Ok(false) };
+        // sled hands out a reference-counted buffer: lent as it is, checked.
+        f(self.form.open(key, &stored, &self.damage)?);
+        Ok(true)
+    }
+
     fn contains(&self, key: &[u8]) -> Result<bool, Error> {
         let open = self.engine()?;
         self.damage.shield("read a value", || open.data.contains_key(key).map_err(err("read a value")))
