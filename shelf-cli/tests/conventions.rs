@@ -7,45 +7,12 @@
 //! `a.dir` are about); they print `skipped: <why>` and return when it is
 //! not registered.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn shelf_cmd(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shelf"));
-    c.current_dir(dir);
-    c
-}
-
-/// Runs `shelf ARGS` in `dir` with `stdin` as its standard input.
-fn run_in(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = shelf_cmd(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn shelf");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait for shelf")
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    run_in(dir, args, "")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn expect(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(o), stderr(o));
-}
+use common::{expect, run_at as run, run_in_at as run_in, stderr, stdout};
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))

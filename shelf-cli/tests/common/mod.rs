@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 pub fn shelf_cmd() -> Command {
@@ -10,8 +11,25 @@ pub fn shelf_cmd() -> Command {
 
 /// Runs `shelf ARGS` with `stdin` as its standard input.
 pub fn run_in(args: &[&str], stdin: &str) -> Output {
+    feed(shelf_cmd(), args, stdin)
+}
+
+/// Runs `shelf ARGS` in the directory `dir` with `stdin` as its standard
+/// input.
+pub fn run_in_at(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = shelf_cmd();
+    cmd.current_dir(dir);
+    feed(cmd, args, stdin)
+}
+
+/// Runs `shelf ARGS` in the directory `dir`.
+pub fn run_at(dir: &Path, args: &[&str]) -> Output {
+    run_in_at(dir, args, "")
+}
+
+fn feed(mut cmd: Command, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
-    let mut child = shelf_cmd()
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
