@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, OpenOptions};
+use shelf_core::raw::opcodes::{LONG1, PROTO, STOP};
 
 use crate::tmp;
 
@@ -21,11 +22,6 @@ pub(crate) const MARKER: &str = ".shelf-dir";
 
 /// Suffix of the commit file older versions kept beside the root.
 const LEGACY_SUFFIX: &str = ".shelf-commit";
-
-/// pickle opcodes, named as in CPython's `Lib/pickle.py`.
-const PROTO: u8 = 0x80;
-const LONG1: u8 = 0x8a;
-const STOP: u8 = b'.';
 
 /// Bytes of the count: a `u64` and a zero byte, so the two's-complement
 /// `LONG1` is never negative.

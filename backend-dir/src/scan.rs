@@ -5,12 +5,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use cap_std::fs::Dir;
+use shelf_core::raw::opcodes::{PROTO, STOP};
 
 use crate::tmp::RESERVED_PREFIX;
-
-/// pickle opcodes, named as in CPython's `Lib/pickle.py`.
-const PROTO: u8 = 0x80;
-const STOP: u8 = b'.';
 
 /// The shortest pickle of protocol 2 or later: PROTO, version, one
 /// opcode (`N`, None), STOP.

@@ -3,18 +3,14 @@
 
 use std::collections::HashMap;
 
+use shelf_core::raw::opcodes::{BININT, FRAME, NEWTRUE, POP, SHORT_BINUNICODE};
+
 /// `PROTO 4`, `FRAME 13`, `BININT 1 POP`, `BININT <commit> POP`, `MARK`.
 pub(crate) const HEADER_LEN: usize = 24;
 /// Where the commit number (`<i4`) lies in the header.
 pub(crate) const COMMIT_AT: u64 = 18;
 /// `FRAME 2`, `DICT`, `STOP`: what makes `pickle.load` return the dict.
 pub(crate) const TERMINATOR: [u8; 11] = [0x95, 2, 0, 0, 0, 0, 0, 0, 0, b'd', b'.'];
-/// `FRAME <u64>` before an entry.
-const FRAME: u8 = 0x95;
-const SHORT_BINUNICODE: u8 = 0x8c;
-const BININT: u8 = b'J';
-const POP: u8 = b'0';
-const NEWTRUE: u8 = 0x88;
 
 /// The header of a new file with commit number `commit`.
 pub(crate) fn header(commit: i32) -> [u8; HEADER_LEN] {

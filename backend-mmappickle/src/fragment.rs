@@ -17,16 +17,9 @@
 
 use std::collections::HashMap;
 
-pub(crate) const PROTO: u8 = 0x80;
-pub(crate) const STOP: u8 = b'.';
-pub(crate) const POP: u8 = b'0';
-pub(crate) const BINBYTES8: u8 = 0x8e;
-const FRAME: u8 = 0x95;
-const MEMOIZE: u8 = 0x94;
-const BINPUT: u8 = b'q';
-const LONG_BINPUT: u8 = b'r';
-const BINGET: u8 = b'h';
-const LONG_BINGET: u8 = b'j';
+use shelf_core::raw::opcodes::{
+    BINBYTES8, BINGET, BINPUT, FRAME, LONG_BINGET, LONG_BINPUT, MEMOIZE, POP, PROTO, STOP,
+};
 
 /// How an opcode's argument is laid out.
 #[derive(Clone, Copy)]

@@ -8,7 +8,7 @@
 
 mod decode;
 mod encode;
-mod opcodes;
+pub mod opcodes;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -23,6 +23,8 @@
 //! - Batches and ranges: [`apply_one_by_one`] for backends without atomic
 //!   batches, [`range_is_empty`] and [`owned_bound`].
 //! - Undo journals' records: [`take_u64`], [`take_spans`].
+//! - [`opcodes`]: pickle's opcodes, for engines that read or write a
+//!   pickle's framing themselves (pickleshare's files, mmappickle's).
 //! - Engines shared by the handles of one process ([`InProcess`],
 //!   [`FileId`], [`WriterSlot`]): a reader beside a writer joins its engine
 //!   where the engine's file lock would refuse a second open.
@@ -44,6 +46,7 @@ mod workload;
 
 pub use crate::backend::{BackendOptions, OpenBackend, Probe};
 pub use crate::error::show_key;
+pub use crate::pickle::opcodes;
 pub use batch::{apply_one_by_one, owned_bound, range_is_empty};
 pub use counter::{read_counter, write_counter};
 pub use damage::{Damage, ValueForm};

@@ -13,30 +13,20 @@ use std::sync::Arc;
 
 use super::{Opaque, Value};
 use crate::backend::SharedBytes;
+use crate::pickle::opcodes::{
+    BINBYTES8, BININT, BININT1, BININT2, EMPTY_TUPLE, MARK, REDUCE, SHORT_BINUNICODE, STACK_GLOBAL, TUPLE,
+    TUPLE1, TUPLE2, TUPLE3,
+};
 
 /// What array data is sliced from without copying (a backend's memory
 /// map of its file).
 pub type ArrayOwner = Arc<dyn AsRef<[u8]> + Send + Sync>;
 type Owner = ArrayOwner;
 
-const BINBYTES8: u8 = 0x8e;
 /// The globals a plain array's pickle names, in order.
 const ARRAY_GLOBALS: [&str; 2] = ["numpy.core.fromnumeric.reshape", "numpy.core.multiarray.fromstring"];
 /// The global a masked array's pickle names first.
 const MASKED_GLOBAL: &str = "numpy.ma.core.MaskedArray";
-
-const SHORT_BINUNICODE: u8 = 0x8c;
-const STACK_GLOBAL: u8 = 0x93;
-const TUPLE1: u8 = 0x85;
-const TUPLE2: u8 = 0x86;
-const TUPLE3: u8 = 0x87;
-const REDUCE: u8 = b'R';
-const BININT1: u8 = b'K';
-const BININT2: u8 = b'M';
-const BININT: u8 = b'J';
-const MARK: u8 = b'(';
-const TUPLE: u8 = b't';
-const EMPTY_TUPLE: u8 = b')';
 
 fn short_str(out: &mut Vec<u8>, s: &str) {
     out.push(SHORT_BINUNICODE);
