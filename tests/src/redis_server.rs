@@ -174,7 +174,11 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Starts the nodes, creates the cluster and waits until every node
-    /// says `cluster_state:ok`.
+    /// says `cluster_state:ok` and every master has its `replicas` online.
+    ///
+    /// The replica wait matters to `replicas=N` URLs: `cluster_state:ok`
+    /// comes before a replica's first full sync has finished, and a `WAIT`
+    /// sent then counts no replica (a CI run failed on exactly that).
     ///
     /// # Panics
     /// When the cluster does not form within 30 s.
@@ -212,12 +216,23 @@ impl RedisCluster {
                 .nodes
                 .iter()
                 .all(|n| raw_command(n.port, "CLUSTER INFO").is_some_and(|r| r.contains("cluster_state:ok")));
-            if ok && cluster.masters().len() == masters {
+            if ok && cluster.masters().len() == masters && cluster.replicas_online(replicas) {
                 return cluster;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("the cluster did not reach cluster_state:ok within 30 s");
+    }
+
+    /// Whether every master reports `replicas` replicas with
+    /// `state=online` in `INFO replication`: their initial sync is done and
+    /// they acknowledge `WAIT`.
+    fn replicas_online(&self, replicas: usize) -> bool {
+        replicas == 0
+            || self.masters().into_iter().all(|port| {
+                raw_command(port, "INFO replication")
+                    .is_some_and(|r| r.matches("state=online").count() >= replicas)
+            })
     }
 
     /// The URL of the first node.
