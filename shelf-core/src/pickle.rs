@@ -65,8 +65,10 @@ fn decode_options(o: &PickleOptions) -> decode::DecodeOptions {
 }
 
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, o: &PickleOptions) -> Result<Vec<u8>, BoxError> {
-    let value = crate::value::to_value(value)?;
-    Ok(encode::encode(&value, o.version)?)
+    // Room for a small value's pickle at once, not five doublings.
+    let mut out = Vec::with_capacity(128);
+    encode_into(value, o, &mut out)?;
+    Ok(out)
 }
 
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
@@ -74,6 +76,12 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     o: &PickleOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), BoxError> {
+    // A single scalar (the usual shelf value: bytes, a str, a number) is
+    // pickled straight from the borrowed value; anything else through
+    // the `Value` it maps onto.
+    if let Some(done) = encode::encode_scalar_into(value, o.version, out) {
+        return Ok(done?);
+    }
     let value = crate::value::to_value(value)?;
     Ok(encode::encode_into(&value, o.version, out)?)
 }

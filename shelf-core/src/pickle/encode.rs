@@ -22,6 +22,7 @@
 //! payloads of 64 KiB or more written between frames.
 
 mod objects;
+mod scalar;
 
 use super::opcodes::*;
 use std::collections::HashMap;
@@ -76,6 +77,52 @@ pub(crate) fn encode_into(value: &Value, protocol: u8, out: &mut Vec<u8>) -> Res
     }
     *out = p.out;
     saved
+}
+
+/// Writes `value` as [`encode_into`] would write its [`Value`], without
+/// building the `Value`, when it is a single scalar (`bytes`, `str`, an
+/// int that fits `i64`, a float, a bool, `None`): the shelf's usual value
+/// costs one allocation and a tree walk less. `None` when `value` is
+/// anything else (a container, a struct, a newtype, which `to_value` maps
+/// by name): `out` is then as it was, and the caller takes the `Value`
+/// path. The pickler calls are the same ones `save` makes for the
+/// `Value`, so the bytes are too (the unit tests compare both paths).
+pub(crate) fn encode_scalar_into<T: serde::Serialize + ?Sized>(
+    value: &T,
+    protocol: u8,
+    out: &mut Vec<u8>,
+) -> Option<Result<(), String>> {
+    let start = out.len();
+    let proto = protocol.clamp(*PROTOCOLS.start(), *PROTOCOLS.end());
+    let mut p = Pickler { out: std::mem::take(out), proto, next: 0, shared: HashMap::new(), frame: None };
+    p.out.extend_from_slice(&[PROTO, p.proto]);
+    if proto >= 4 {
+        p.start_frame();
+    }
+    p.opcode_boundary();
+    let saved = value.serialize(scalar::Scalar(&mut p));
+    if saved.is_ok() {
+        p.out.push(STOP);
+        p.end_frame();
+    }
+    *out = p.out;
+    match saved {
+        Ok(()) => Some(Ok(())),
+        Err(scalar::NotScalar::Failed(e)) => Some(Err(e)),
+        Err(scalar::NotScalar::Compound) => {
+            out.truncate(start);
+            None
+        }
+    }
+}
+
+/// An opcode and its little-endian length, in a stack buffer (no
+/// allocation per value): the buffer and how much of it is used.
+fn length_header(opcode: u8, len: &[u8]) -> ([u8; 9], usize) {
+    let mut header = [0u8; 9];
+    header[0] = opcode;
+    header[1..=len.len()].copy_from_slice(len);
+    (header, 1 + len.len())
 }
 
 /// Objects that CPython shares between their uses, so a second use is a
@@ -423,16 +470,16 @@ impl Pickler {
     /// 4 GiB.
     fn str_opcode(&mut self, s: &str) -> Result<(), String> {
         let n = s.len();
-        let header = if self.proto >= 4 && n < 256 {
-            vec![SHORT_BINUNICODE, n as u8]
+        let (header, used) = if self.proto >= 4 && n < 256 {
+            length_header(SHORT_BINUNICODE, &[n as u8])
         } else if let Ok(n32) = u32::try_from(n) {
-            [&[BINUNICODE][..], &n32.to_le_bytes()].concat()
+            length_header(BINUNICODE, &n32.to_le_bytes())
         } else if self.proto >= 4 {
-            [&[BINUNICODE8][..], &(n as u64).to_le_bytes()].concat()
+            length_header(BINUNICODE8, &(n as u64).to_le_bytes())
         } else {
             return Err("str longer than 4 GiB needs protocol 4".to_owned());
         };
-        self.write_payload(&header, s.as_bytes());
+        self.write_payload(&header[..used], s.as_bytes());
         Ok(())
     }
 
@@ -443,13 +490,13 @@ impl Pickler {
         let key = (b.len() <= 1).then(|| Shared::Bytes(b.to_vec()));
         self.shared(key, |p| {
             if p.proto >= 3 {
-                let header = match (u8::try_from(b.len()), u32::try_from(b.len())) {
-                    (Ok(n), _) => vec![SHORT_BINBYTES, n],
-                    (_, Ok(n)) => [&[BINBYTES][..], &n.to_le_bytes()].concat(),
-                    _ if p.proto >= 4 => [&[BINBYTES8][..], &(b.len() as u64).to_le_bytes()].concat(),
+                let (header, used) = match (u8::try_from(b.len()), u32::try_from(b.len())) {
+                    (Ok(n), _) => length_header(SHORT_BINBYTES, &[n]),
+                    (_, Ok(n)) => length_header(BINBYTES, &n.to_le_bytes()),
+                    _ if p.proto >= 4 => length_header(BINBYTES8, &(b.len() as u64).to_le_bytes()),
                     _ => return Err("bytes longer than 4 GiB need protocol 4".to_owned()),
                 };
-                p.write_payload(&header, b);
+                p.write_payload(&header[..used], b);
                 return Ok(p.put());
             }
             if b.is_empty() {
@@ -610,6 +657,65 @@ impl Pickler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both paths of one typed value, every protocol: the fast path must
+    /// write what the `Value` path writes, after what `out` already held.
+    /// Whether the fast path took it.
+    fn same_both_ways<T: serde::Serialize + ?Sized>(v: &T) -> bool {
+        let mut took = false;
+        for proto in 2..=5 {
+            let value = crate::value::to_value(v).unwrap();
+            let slow = encode(&value, proto);
+            let mut fast = b"kept".to_vec();
+            match encode_scalar_into(v, proto, &mut fast) {
+                Some(done) => {
+                    assert_eq!(done.map(|()| fast[4..].to_vec()), slow, "{value:?} protocol {proto}");
+                    assert_eq!(&fast[..4], b"kept");
+                    took = true;
+                }
+                None => assert_eq!(fast, b"kept", "{value:?}: a refused value leaves out as it was"),
+            }
+        }
+        took
+    }
+
+    #[test]
+    fn scalar_fast_path_writes_what_the_value_path_writes() {
+        for n in [0usize, 1, 2, 3, 100, 255, 256, 65_535, 65_536, 70_000] {
+            assert!(same_both_ways(serde_bytes::Bytes::new(&vec![7u8; n])));
+            assert!(same_both_ways(&"x".repeat(n)));
+        }
+        for s in ["", "a", "\u{e9}", "\u{20ac}", "\u{1f600}", "it's"] {
+            assert!(same_both_ways(s));
+        }
+        for c in ['x', '\u{e9}', '\u{ff}', '\u{100}', '\u{20ac}'] {
+            assert!(same_both_ways(&c));
+        }
+        for i in [0i64, 1, 255, 256, 65_535, 65_536, -1, -256, i64::from(i32::MAX), i64::from(i32::MAX) + 1] {
+            assert!(same_both_ways(&i));
+        }
+        assert!(same_both_ways(&i64::MIN));
+        assert!(same_both_ways(&i64::MAX));
+        assert!(!same_both_ways(&u64::MAX));
+        assert!(!same_both_ways(&(u64::MAX as u128 + 1)));
+        assert!(same_both_ways(&-3i8));
+        assert!(same_both_ways(&65_535u16));
+        assert!(same_both_ways(&u32::MAX));
+        for f in [0.0f64, -0.0, 1.5, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE] {
+            assert!(same_both_ways(&f));
+        }
+        assert!(same_both_ways(&1.25f32));
+        assert!(same_both_ways(&true));
+        assert!(same_both_ways(&false));
+        assert!(same_both_ways(&()));
+        assert!(same_both_ways(&None::<u8>));
+        assert!(same_both_ways(&Some(Some(5u8))));
+        // Refused: compound values and newtypes go the Value way.
+        assert!(!same_both_ways(&vec![1u8, 2]));
+        assert!(!same_both_ways(&(1u8, "a")));
+        assert!(!same_both_ways(&std::collections::BTreeMap::from([("k", 1u8)])));
+        assert!(!same_both_ways(&Some(vec![1u8])));
+    }
 
     fn nested(depth: usize) -> Value {
         let mut v = Value::None;
