@@ -81,6 +81,25 @@ pub(crate) fn sync(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` at `pos` back
+/// to the disk, without waiting for them: the `fdatasync` of the commit
+/// then finds most of them written. A hint only (not a fault point): a
+/// failure here changes nothing, and the commit's `fdatasync` reports
+/// any write error.
+pub(crate) fn start_writeback(file: &File, pos: u64, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(pos), Ok(len)) = (i64::try_from(pos), i64::try_from(len)) else { return };
+        #[allow(unsafe_code)]
+        // SAFETY: sync_file_range reads no memory of ours; the descriptor
+        // is `file`'s, open for the duration of the call.
+        let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), pos, len, libc::SYNC_FILE_RANGE_WRITE) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, pos, len);
+}
+
 /// `fs::rename`, faultable.
 pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
     hit()?;

@@ -13,15 +13,39 @@
 pub fn write_line(out: &mut Vec<u8>, key: &[u8], pos: u64, siz: u64) {
     write_repr(out, key);
     out.extend_from_slice(b", (");
-    out.extend_from_slice(pos.to_string().as_bytes());
+    write_decimal(out, pos);
     out.extend_from_slice(b", ");
-    out.extend_from_slice(siz.to_string().as_bytes());
+    write_decimal(out, siz);
     out.extend_from_slice(b")\n");
+}
+
+/// `n` in decimal, as Python's `repr` of an int writes it. By hand, not
+/// through `to_string`: a commit writes two per key, and the formatter's
+/// allocation and machinery cost more than the rest of the line.
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Python's `repr()` of `key` decoded as Latin-1, encoded back as Latin-1
 /// (every output character is below 256, so one byte each).
 pub fn write_repr(out: &mut Vec<u8>, key: &[u8]) {
+    // The usual key needs no escape at all: copied whole, in single quotes.
+    if key.iter().all(|&b| matches!(b, 0x20..=0x7e) && !matches!(b, b'\\' | b'\'')) {
+        out.push(b'\'');
+        out.extend_from_slice(key);
+        out.push(b'\'');
+        return;
+    }
     // repr() picks double quotes only when that saves escaping: the text
     // has a single quote and no double quote.
     let quote = if key.contains(&b'\'') && !key.contains(&b'"') { b'"' } else { b'\'' };
@@ -384,6 +408,15 @@ mod tests {
             write_line(&mut line, k, 512, 7);
             line.pop();
             assert_eq!(parse_line(&line), Ok(Line::Entry { key: k.to_vec(), pos: 512, siz: 7 }));
+        }
+    }
+
+    #[test]
+    fn lines_write_numbers_as_python_does() {
+        for n in [0, 1, 9, 10, 511, 512, 1_000_000, u64::from(u32::MAX), u64::MAX] {
+            let mut line = Vec::new();
+            write_line(&mut line, b"say \"hi\"", n, n);
+            assert_eq!(String::from_utf8(line).unwrap(), format!("'say \"hi\"', ({n}, {n})\n"));
         }
     }
 

@@ -13,7 +13,7 @@ use shelf_core::{Error, KvBackend};
 
 use crate::index::{self, Index};
 use crate::paths::{for_writing, fsync_dir, io_err, remove_if_present};
-use crate::{BLOCK_SIZE, DumbBackend, WRITE_BUFFER, align, blocks, fault, format, journal};
+use crate::{BLOCK_SIZE, DumbBackend, WRITE_BUFFER, WRITE_CHUNK, align, blocks, fault, format, journal};
 
 impl DumbBackend {
     /// `insert`, once the guard has let it through.
@@ -160,6 +160,7 @@ impl DumbBackend {
             return Ok(());
         }
         fault::write_at(&st.dat, &st.pending, st.disk_len).map_err(io_err(&self.paths.dat))?;
+        fault::start_writeback(&st.dat, st.disk_len, st.pending.len());
         st.disk_len += st.pending.len() as u64;
         st.outgrown();
         st.pending.clear();
@@ -188,7 +189,7 @@ impl DumbBackend {
         let start = (pos - st.disk_len) as usize;
         st.pending.resize(start, 0);
         st.pending.extend_from_slice(value);
-        if st.pending.len() >= WRITE_BUFFER {
+        if st.pending.len() >= WRITE_CHUNK {
             self.write_out()?;
         }
         Ok(pos)
