@@ -8,7 +8,9 @@
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_*' \
 //!     target/release/examples/instructions raw-get
 //! ```
-//! Steps: `raw-get`, `backend-get`, `shelf-get` (100k gets), `raw-insert`,
+//! Steps: `raw-get`, `backend-get`, `shelf-get` (100k gets),
+//! `shelf-get-pickle`, `shelf-get-msgpack` (100k gets of a `ByteBuf`, as
+//! `shelf bench` does, in either protocol), `raw-insert`,
 //! `backend-insert`, `shelf-insert` (100k inserts and a durable commit),
 //! `raw-open`, `backend-open` (reopening a cleanly closed 100k-entry file).
 
@@ -96,6 +98,25 @@ fn measured_shelf_get(s: &Shelf<RedbBackend>, keys: &Keys) {
     }
 }
 
+/// The `shelf bench` get: a `ByteBuf` out of a shelf in `protocol`.
+#[inline(never)]
+fn measured_shelf_get_bytebuf(s: &Shelf<RedbBackend>, keys: &Keys) {
+    for k in keys {
+        black_box(s.get::<serde_bytes::ByteBuf>(k).unwrap());
+    }
+}
+
+/// A shelf in `protocol` holding the bench's values as `ByteBuf`s.
+fn shelf_in(path: &Path, keys: &Keys, protocol: Protocol) -> Shelf<RedbBackend> {
+    let b = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
+    let mut s = Shelf::new(b, ShelfOptions::new(Some(protocol))).unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        s.insert(k, &serde_bytes::ByteBuf::from(bench_value(i).to_vec())).unwrap();
+    }
+    s.sync().unwrap();
+    s
+}
+
 #[inline(never)]
 fn measured_raw_open(path: &Path) {
     drop(black_box(Database::open(path).unwrap()));
@@ -120,6 +141,10 @@ fn main() {
         "raw-get" => measured_raw_get(&raw_insert(&path, &keys), &order),
         "backend-get" => measured_backend_get(&backend_insert(&path, &keys), &order),
         "shelf-get" => measured_shelf_get(&shelf_insert(&path, &keys), &order),
+        "shelf-get-pickle" => measured_shelf_get_bytebuf(&shelf_in(&path, &keys, Protocol::pickle()), &order),
+        "shelf-get-msgpack" => {
+            measured_shelf_get_bytebuf(&shelf_in(&path, &keys, Protocol::msgpack()), &order)
+        }
         "raw-open" => {
             drop(raw_insert(&path, &keys));
             measured_raw_open(&path);
