@@ -6,7 +6,7 @@
 //! ```sh
 //! cargo build --release -p backend-redb --example instructions
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_*' \
-//!     target/release/examples/instructions raw-get
+//!     target/release/examples/instructions raw-get [N]
 //! ```
 //! Steps: `raw-get`, `backend-get`, `shelf-get` (100k gets),
 //! `shelf-get-pickle`, `shelf-get-msgpack` (100k gets of a `ByteBuf`, as
@@ -23,6 +23,8 @@ use serde_bytes::ByteArray;
 use shelf_core::raw::{BackendOptions, bench_keys, bench_value};
 use shelf_core::{Flag, KvBackend, Protocol, Shelf, ShelfOptions};
 
+/// Keys per step, unless the second argument says otherwise (`shelf
+/// bench` uses 20,000).
 const N: u64 = 100_000;
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf");
 
@@ -129,7 +131,8 @@ fn measured_backend_open(path: &Path) {
 
 fn main() {
     let step = std::env::args().nth(1).unwrap_or_default();
-    let keys = bench_keys(N);
+    let n = std::env::args().nth(2).map_or(N, |a| a.parse().expect("the second argument: a count of keys"));
+    let keys = bench_keys(n);
     let mut order = keys.clone();
     order.reverse();
     let dir = tempfile::tempdir().unwrap();
