@@ -29,8 +29,8 @@ import time
 PROTOCOL = 3  # what shelf's pickle protocol writes, so the values compare
 # A read workload runs up to READ_RUNS times while its runs took under
 # REPEAT_WITHIN seconds, and the fastest counts (as in bench.rs).
-READ_RUNS = 5
-REPEAT_WITHIN = 0.5
+READ_RUNS = 3
+REPEAT_WITHIN = 0.3
 
 FORMATS = ("dumb", "gnu", "sqlite3")
 

@@ -43,7 +43,7 @@ pub const WORKLOADS: &[&str] =
 /// What each workload measures, for the table's legend.
 const WORKLOAD_HELP: &[(&str, &str)] = &[
     ("insert", "insert N keys, then sync"),
-    ("get", "N gets in random order, one at a time (reads: the best of up to 5 runs within 0.5 s)"),
+    ("get", "N gets in random order, one at a time (reads: the best of up to 3 runs within 0.3 s)"),
     ("get-2t", "2 threads each doing N random gets at once; ops = 2N"),
     ("get-many", "one get_many of all N keys (raw: redis-benchmark -P 64 -t get)"),
     ("overwrite", "N overwrites in random order, then sync"),
@@ -135,14 +135,11 @@ impl Data {
 /// A read workload (get, get-2t, get-many, iterate) runs up to this many
 /// times, while its runs so far took less than [`REPEAT_WITHIN`], and the
 /// fastest run counts: one run on a shared machine swings by 2x, and the
-/// fast rows cost little to repeat (a slow row runs once). Five, not
-/// three: with three, a fast row's best still came out 30-40% low in one
-/// of three default runs (dumb get 1.95M/s, against 2.72M and 3.21M). CPython's rows run the same
-/// rule (`python/bench_shelve.py`).
-const READ_RUNS: usize = 5;
+/// fast rows cost little to repeat (a slow row runs once).
+const READ_RUNS: usize = 3;
 
 /// See [`READ_RUNS`].
-const REPEAT_WITHIN: Duration = Duration::from_millis(500);
+const REPEAT_WITHIN: Duration = Duration::from_millis(300);
 
 /// How long one run of `get` or `get-2t` (one get at a time) may take
 /// before it stops and reports the rate so far: a network backend pays a
