@@ -49,6 +49,15 @@ impl Scalar<'_> {
     }
 }
 
+/// `serialize_*` of the integer types that always fit `i64`: a pickle int.
+macro_rules! small_ints {
+    ($($method:ident: $t:ty),*) => {
+        $(fn $method(self, v: $t) -> Result<(), NotScalar> {
+            self.int(v.into())
+        })*
+    };
+}
+
 impl<'p> ser::Serializer for Scalar<'p> {
     type Ok = ();
     type Error = NotScalar;
@@ -64,27 +73,15 @@ impl<'p> ser::Serializer for Scalar<'p> {
         self.0.out.push(if v { NEWTRUE } else { NEWFALSE });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), NotScalar> {
-        self.int(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), NotScalar> {
-        self.int(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), NotScalar> {
-        self.int(v.into())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), NotScalar> {
-        self.int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), NotScalar> {
-        self.int(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), NotScalar> {
-        self.int(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), NotScalar> {
-        self.int(v.into())
-    }
+    small_ints!(
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32
+    );
     fn serialize_u64(self, v: u64) -> Result<(), NotScalar> {
         // Beyond i64 the `Value` is a big int: its path writes it.
         i64::try_from(v).map_err(|_| NotScalar::Compound).and_then(|i| self.int(i))
