@@ -715,6 +715,15 @@ mod tests {
         assert!(!same_both_ways(&(1u8, "a")));
         assert!(!same_both_ways(&std::collections::BTreeMap::from([("k", 1u8)])));
         assert!(!same_both_ways(&Some(vec![1u8])));
+        // A newtype, and a unit variant: `to_value` maps them by name.
+        #[derive(serde::Serialize)]
+        struct Meters(u8);
+        #[derive(serde::Serialize)]
+        enum Color {
+            Red,
+        }
+        assert!(!same_both_ways(&Meters(3)));
+        assert!(!same_both_ways(&Color::Red));
     }
 
     fn nested(depth: usize) -> Value {
