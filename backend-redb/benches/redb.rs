@@ -23,43 +23,16 @@ use std::path::Path;
 
 use backend_redb::RedbBackend;
 use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
-use redb::{Database, ReadableDatabase, TableDefinition};
-use shelf_core::raw::{BackendOptions, bench_fill, bench_get_all, bench_keys, bench_value};
-use shelf_core::{Flag, KvBackend, Protocol, Shelf, ShelfOptions};
+use redb::{Database, ReadableDatabase};
+use shelf_core::raw::{BackendOptions, bench_get_all, bench_keys, bench_value};
+use shelf_core::{Flag, KvBackend, Protocol};
+
+mod common;
+
+use common::{TABLE, backend_fill, raw_fill, shelf_fill};
 
 const N: u64 = 100_000;
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf");
 
-fn raw_fill(path: &Path, keys: &[[u8; 16]]) -> Database {
-    let db = Database::create(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(TABLE).unwrap();
-        for (i, k) in keys.iter().enumerate() {
-            t.insert(k.as_slice(), bench_value(i).as_slice()).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-    db
-}
-
-fn backend_fill(path: &Path, keys: &[[u8; 16]]) -> RedbBackend {
-    let mut db = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    bench_fill(&mut db, keys).unwrap();
-    db
-}
-
-fn shelf_fill(path: &Path, keys: &[[u8; 16]]) -> Shelf<RedbBackend> {
-    let backend = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    let mut shelf = Shelf::new(backend, ShelfOptions::new(Some(Protocol::Bincode))).unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        shelf.insert(k, &serde_bytes::ByteArray::new(bench_value(i))).unwrap();
-    }
-    shelf.sync().unwrap();
-    shelf
-}
-
-/// Times `fill` of a fresh directory, made (and removed) outside the timing.
 fn in_fresh_dir<T>(b: &mut Bencher<'_>, fill: impl Fn(&Path) -> T) {
     b.iter_batched(
         || tempfile::tempdir().unwrap(),
@@ -74,7 +47,7 @@ fn insert_then_sync(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("raw redb, one transaction", |b| in_fresh_dir(b, |p| raw_fill(p, &keys)));
     g.bench_function("RedbBackend", |b| in_fresh_dir(b, |p| backend_fill(p, &keys)));
-    g.bench_function("Shelf<RedbBackend>", |b| in_fresh_dir(b, |p| shelf_fill(p, &keys)));
+    g.bench_function("Shelf<RedbBackend>", |b| in_fresh_dir(b, |p| shelf_fill(p, &keys, Protocol::Bincode)));
     g.finish();
 }
 
@@ -101,7 +74,7 @@ fn random_get(c: &mut Criterion) {
     let refs: Vec<&[u8]> = order.iter().map(|k| k.as_slice()).collect();
     g.bench_function("RedbBackend get_many", |b| b.iter(|| black_box(backend.get_many(&refs).unwrap())));
     drop(backend);
-    let shelf = shelf_fill(&dir.path().join("shelf"), &keys);
+    let shelf = shelf_fill(&dir.path().join("shelf"), &keys, Protocol::Bincode);
     g.bench_function("Shelf<RedbBackend>", |b| {
         b.iter(|| {
             for k in &order {

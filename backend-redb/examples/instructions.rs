@@ -17,64 +17,35 @@
 use std::hint::black_box;
 use std::path::Path;
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use backend_redb::RedbBackend;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase};
 use serde_bytes::ByteArray;
-use shelf_core::raw::{BackendOptions, bench_keys, bench_value};
-use shelf_core::{Flag, KvBackend, Protocol, Shelf, ShelfOptions};
+use shelf_core::raw::{BackendOptions, bench_keys};
+use shelf_core::{Flag, KvBackend, Protocol, Shelf};
+
+use common::{TABLE, backend_fill, raw_fill, shelf_fill};
 
 /// Keys per step, unless the second argument says otherwise (`shelf
 /// bench` uses 20,000).
 const N: u64 = 100_000;
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shelf");
-
 type Keys = [[u8; 16]];
-
-fn raw_insert(path: &Path, keys: &Keys) -> Database {
-    let db = Database::create(path).unwrap();
-    let txn = db.begin_write().unwrap();
-    {
-        let mut t = txn.open_table(TABLE).unwrap();
-        for (i, k) in keys.iter().enumerate() {
-            t.insert(k.as_slice(), bench_value(i).as_slice()).unwrap();
-        }
-    }
-    txn.commit().unwrap();
-    db
-}
-
-fn backend_insert(path: &Path, keys: &Keys) -> RedbBackend {
-    let mut b = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        b.insert(k, &bench_value(i)).unwrap();
-    }
-    b.flush().unwrap();
-    b
-}
-
-fn shelf_insert(path: &Path, keys: &Keys) -> Shelf<RedbBackend> {
-    let b = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    let mut s = Shelf::new(b, ShelfOptions::new(Some(Protocol::Bincode))).unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        s.insert(k, &ByteArray::new(bench_value(i))).unwrap();
-    }
-    s.sync().unwrap();
-    s
-}
 
 #[inline(never)]
 fn measured_raw_insert(path: &Path, keys: &Keys) -> Database {
-    raw_insert(path, keys)
+    raw_fill(path, keys)
 }
 
 #[inline(never)]
 fn measured_backend_insert(path: &Path, keys: &Keys) -> RedbBackend {
-    backend_insert(path, keys)
+    backend_fill(path, keys)
 }
 
 #[inline(never)]
 fn measured_shelf_insert(path: &Path, keys: &Keys) -> Shelf<RedbBackend> {
-    shelf_insert(path, keys)
+    shelf_fill(path, keys, Protocol::Bincode)
 }
 
 #[inline(never)]
@@ -108,17 +79,6 @@ fn measured_shelf_get_bytebuf(s: &Shelf<RedbBackend>, keys: &Keys) {
     }
 }
 
-/// A shelf in `protocol` holding the bench's values as `ByteBuf`s.
-fn shelf_in(path: &Path, keys: &Keys, protocol: Protocol) -> Shelf<RedbBackend> {
-    let b = RedbBackend::open(path, &BackendOptions::with_flag(Flag::New)).unwrap();
-    let mut s = Shelf::new(b, ShelfOptions::new(Some(protocol))).unwrap();
-    for (i, k) in keys.iter().enumerate() {
-        s.insert(k, &serde_bytes::ByteBuf::from(bench_value(i).to_vec())).unwrap();
-    }
-    s.sync().unwrap();
-    s
-}
-
 #[inline(never)]
 fn measured_raw_open(path: &Path) {
     drop(black_box(Database::open(path).unwrap()));
@@ -141,19 +101,21 @@ fn main() {
         "raw-insert" => drop(measured_raw_insert(&path, &keys)),
         "backend-insert" => drop(measured_backend_insert(&path, &keys)),
         "shelf-insert" => drop(measured_shelf_insert(&path, &keys)),
-        "raw-get" => measured_raw_get(&raw_insert(&path, &keys), &order),
-        "backend-get" => measured_backend_get(&backend_insert(&path, &keys), &order),
-        "shelf-get" => measured_shelf_get(&shelf_insert(&path, &keys), &order),
-        "shelf-get-pickle" => measured_shelf_get_bytebuf(&shelf_in(&path, &keys, Protocol::pickle()), &order),
+        "raw-get" => measured_raw_get(&raw_fill(&path, &keys), &order),
+        "backend-get" => measured_backend_get(&backend_fill(&path, &keys), &order),
+        "shelf-get" => measured_shelf_get(&shelf_fill(&path, &keys, Protocol::Bincode), &order),
+        "shelf-get-pickle" => {
+            measured_shelf_get_bytebuf(&shelf_fill(&path, &keys, Protocol::pickle()), &order)
+        }
         "shelf-get-msgpack" => {
-            measured_shelf_get_bytebuf(&shelf_in(&path, &keys, Protocol::msgpack()), &order)
+            measured_shelf_get_bytebuf(&shelf_fill(&path, &keys, Protocol::msgpack()), &order)
         }
         "raw-open" => {
-            drop(raw_insert(&path, &keys));
+            drop(raw_fill(&path, &keys));
             measured_raw_open(&path);
         }
         "backend-open" => {
-            drop(backend_insert(&path, &keys));
+            drop(backend_fill(&path, &keys));
             measured_backend_open(&path);
         }
         other => {
