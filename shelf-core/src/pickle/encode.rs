@@ -64,13 +64,24 @@ pub(crate) fn encode_into(value: &Value, protocol: u8, out: &mut Vec<u8>) -> Res
         out.extend_from_slice(&o.bytes);
         return Ok(());
     }
+    pickle_into(protocol, out, |p| p.save(value, 0))
+}
+
+/// One pickle of `protocol` (clamped to [`PROTOCOLS`]) appended to `out`:
+/// `PROTO`, the frame of protocol 4+, what `save` writes, `STOP`. On error
+/// `out` may hold part of the pickle.
+fn pickle_into<E>(
+    protocol: u8,
+    out: &mut Vec<u8>,
+    save: impl FnOnce(&mut Pickler) -> Result<(), E>,
+) -> Result<(), E> {
     let proto = protocol.clamp(*PROTOCOLS.start(), *PROTOCOLS.end());
     let mut p = Pickler { out: std::mem::take(out), proto, next: 0, shared: HashMap::new(), frame: None };
     p.out.extend_from_slice(&[PROTO, p.proto]);
     if proto >= 4 {
         p.start_frame();
     }
-    let saved = p.save(value, 0);
+    let saved = save(&mut p);
     if saved.is_ok() {
         p.out.push(STOP);
         p.end_frame();
@@ -93,19 +104,11 @@ pub(crate) fn encode_scalar_into<T: serde::Serialize + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Option<Result<(), String>> {
     let start = out.len();
-    let proto = protocol.clamp(*PROTOCOLS.start(), *PROTOCOLS.end());
-    let mut p = Pickler { out: std::mem::take(out), proto, next: 0, shared: HashMap::new(), frame: None };
-    p.out.extend_from_slice(&[PROTO, p.proto]);
-    if proto >= 4 {
-        p.start_frame();
-    }
-    p.opcode_boundary();
-    let saved = value.serialize(scalar::Scalar(&mut p));
-    if saved.is_ok() {
-        p.out.push(STOP);
-        p.end_frame();
-    }
-    *out = p.out;
+    let saved = pickle_into(protocol, out, |p| {
+        // As `save` does before every value.
+        p.opcode_boundary();
+        value.serialize(scalar::Scalar(p))
+    });
     match saved {
         Ok(()) => Some(Ok(())),
         Err(scalar::NotScalar::Failed(e)) => Some(Err(e)),
